@@ -1,0 +1,216 @@
+"""The strategy interface every continual-learning method implements.
+
+A method never owns a loop: :func:`birram.train.train_continual` draws the batches, steps the
+optimiser and evaluates; a method builds its model, turns a batch into a loss and reacts to
+task boundaries. Regularisers (EWC, SI) and replay sources (buffer, generator, the model's own
+feedback) are separate objects a method holds, so they compose (BI-R + SI is BI-R holding SI).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from birram.data.protocols import Protocol
+
+# A finite stand-in for -inf: masked logits give exactly zero probability without producing
+# NaN in 0 * log(0) terms of soft-target losses.
+MASKED_LOGIT = -1e9
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What the loop needs to know; methods read these too (e.g. batch size for replay)."""
+
+    iters: int = 2000
+    batch_size: int = 128
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    hidden: tuple[int, ...] = (400, 400)
+    eval_batch_size: int = 1024
+
+
+@dataclass
+class Context:
+    """The state of a run that the loop shares with the method."""
+
+    protocol: Protocol
+    settings: TrainSettings
+    device: torch.device
+    generator: torch.Generator  # every random draw during training comes from here
+    model: nn.Module = field(default=None)  # type: ignore[assignment]
+    task: int = 0  # index of the task being trained (0-based)
+    masks: torch.Tensor = field(default=None)  # type: ignore[assignment]  # [n_tasks, n_outputs]
+    optimizer: torch.optim.Optimizer | None = None
+
+    @property
+    def tasks_seen(self) -> int:
+        return self.task + 1
+
+    def sample_mask(self, task_ids: torch.Tensor) -> torch.Tensor:
+        """Active outputs for samples from ``task_ids`` while training the current task.
+
+        Task-incremental: each sample's own task head; otherwise every output active now
+        (all classes seen so far in class-IL, all outputs in domain-IL).
+        """
+        if self.protocol.scenario == "task":
+            return self.masks[task_ids]
+        return self.masks[self.task].expand(task_ids.shape[0], -1)
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor
+    y: torch.Tensor
+    task_ids: torch.Tensor
+    mask: torch.Tensor  # bool [B, n_outputs]: which outputs the loss may use
+
+
+@dataclass
+class TrainingSet:
+    x: torch.Tensor
+    y: torch.Tensor
+    task_ids: torch.Tensor
+
+
+def masked(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return logits.masked_fill(~mask, MASKED_LOGIT)
+
+
+def distillation_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0
+) -> torch.Tensor:
+    """Cross-entropy from softened teacher to softened student, scaled by T^2 (Hinton et al.).
+
+    Both arguments must already be masked; it is zero-gradient (and minimal) when equal.
+    """
+    t = temperature
+    target = F.softmax(teacher_logits / t, dim=1)
+    log_student = F.log_softmax(student_logits / t, dim=1)
+    log_target = F.log_softmax(teacher_logits / t, dim=1)
+    # KL rather than plain cross-entropy so the loss is exactly zero when student == teacher.
+    return (target * (log_target - log_student)).sum(1).mean() * t * t
+
+
+class Regulariser:
+    """A parameter penalty with task-boundary hooks (EWC, online EWC, SI)."""
+
+    name = "regulariser"
+
+    def setup(self, ctx: Context) -> None:
+        """Called once after the model is built."""
+
+    def before_task(self, ctx: Context) -> None:
+        """Called before training on ``ctx.task``."""
+
+    def penalty(self, ctx: Context) -> torch.Tensor | None:
+        """Added to the loss each step; ``None`` when there is nothing to add yet."""
+        return None
+
+    def after_step(self, ctx: Context) -> None:
+        """Called after every optimiser step (SI integrates its path here)."""
+
+    def after_task(self, ctx: Context, data: TrainingSet) -> None:
+        """Called after training on ``ctx.task`` with that task's training data."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+class Method:
+    """Base strategy: plain fine-tuning with optional regularisers (the "None" baseline)."""
+
+    name = "none"
+
+    def __init__(self, regularisers: list[Regulariser] | None = None) -> None:
+        self.regularisers: list[Regulariser] = list(regularisers or [])
+
+    # -- model and optimiser ------------------------------------------------------------
+    def build_model(self, ctx: Context) -> nn.Module:
+        from birram.models.mlp import Classifier
+
+        return Classifier(ctx.protocol.input_shape, ctx.protocol.n_outputs,
+                          list(ctx.settings.hidden))
+
+    def make_optimizer(self, ctx: Context) -> torch.optim.Optimizer:
+        params = [p for p in ctx.model.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=ctx.settings.lr, betas=ctx.settings.betas)
+
+    def setup(self, ctx: Context) -> None:
+        for reg in self.regularisers:
+            reg.setup(ctx)
+
+    # -- task boundaries ----------------------------------------------------------------
+    def before_task(self, ctx: Context) -> None:
+        for reg in self.regularisers:
+            reg.before_task(ctx)
+
+    def training_set(self, ctx: Context) -> TrainingSet:
+        """The data the loop draws batches from while training ``ctx.task``."""
+        task = ctx.protocol.tasks[ctx.task]
+        ids = torch.full_like(task.y_train, ctx.task)
+        return TrainingSet(task.x_train, task.y_train, ids)
+
+    def after_task(self, ctx: Context, data: TrainingSet) -> None:
+        for reg in self.regularisers:
+            reg.after_task(ctx, data)
+
+    # -- each step ------------------------------------------------------------------------
+    def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = ctx.model(batch.x)
+        loss = F.cross_entropy(masked(logits, batch.mask), batch.y)
+        return loss, {"loss_current": loss.detach()}
+
+    def replay_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict] | None:
+        """Loss on replayed data; ``None`` when the method does not replay (yet)."""
+        return None
+
+    def loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict]:
+        loss, logs = self.current_loss(ctx, batch)
+        replay = self.replay_loss(ctx, batch)
+        if replay is not None:
+            # Current and replayed data weighted 1/t and 1 - 1/t after t tasks (van de Ven 2020).
+            weight_current = 1.0 / ctx.tasks_seen
+            loss = weight_current * loss + (1.0 - weight_current) * replay[0]
+            logs.update(replay[1])
+        for reg in self.regularisers:
+            penalty = reg.penalty(ctx)
+            if penalty is not None:
+                loss = loss + penalty
+                logs[f"penalty_{reg.name}"] = penalty.detach()
+        return loss, logs
+
+    def after_step(self, ctx: Context) -> None:
+        for reg in self.regularisers:
+            reg.after_step(ctx)
+
+    # -- evaluation -----------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, ctx: Context, x: torch.Tensor) -> torch.Tensor:
+        """Scores for every output unit (the loop applies the evaluation mask)."""
+        return ctx.model(x)
+
+    # -- resume ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"regularisers": [reg.state_dict() for reg in self.regularisers]}
+
+    def load_state_dict(self, state: dict[str, Any], ctx: Context) -> None:
+        """Restore what :meth:`state_dict` returned; ``ctx.model`` is already built."""
+        for reg, reg_state in zip(self.regularisers, state["regularisers"]):
+            reg.load_state_dict(reg_state)
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A detached, eval-mode snapshot of ``model`` (the "previous model" of replay methods)."""
+    snapshot = copy.deepcopy(model).eval()
+    for p in snapshot.parameters():
+        p.requires_grad_(False)
+    return snapshot

@@ -1,0 +1,167 @@
+"""The one continual-learning loop every method goes through."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from birram.data.protocols import Protocol
+from birram.methods.base import Batch, Context, Method, TrainingSet, TrainSettings
+
+ProgressFn = Callable[[int, int, int], None]  # (task, iteration, iterations per task)
+
+
+@dataclass
+class TaskRecord:
+    """What the loop stores after each task: the accuracy row and its cost."""
+
+    task: int
+    accuracies: list[float]  # accuracy on every task's test set after training this task
+    seconds: float
+    final_losses: dict[str, float]
+
+
+@dataclass
+class RunState:
+    """Everything needed to resume a run at a task boundary."""
+
+    records: list[TaskRecord] = field(default_factory=list)
+    random_init_accuracies: list[float] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    return torch.Generator().manual_seed(seed)
+
+
+class EpochSampler:
+    """Shuffled passes over a training set, dropping the last incomplete batch."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: torch.device):
+        self.n, self.batch_size = n, min(batch_size, n)
+        self.generator, self.device = generator, device
+        self._order = torch.empty(0, dtype=torch.long)
+        self._pos = 0
+
+    def next_indices(self) -> torch.Tensor:
+        if self._pos + self.batch_size > self._order.numel():
+            self._order = torch.randperm(self.n, generator=self.generator).to(self.device)
+            self._pos = 0
+        idx = self._order[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return idx
+
+
+@torch.no_grad()
+def evaluate(method: Method, ctx: Context, trained_up_to: int,
+             task_indices: list[int] | None = None) -> list[float]:
+    """Test accuracy on each task (default all), batched, with the scenario's output mask."""
+    was_training = ctx.model.training
+    ctx.model.eval()
+    accuracies = []
+    indices = range(ctx.protocol.n_tasks) if task_indices is None else task_indices
+    for task in (ctx.protocol.tasks[i] for i in indices):
+        mask = ctx.protocol.eval_mask(trained_up_to, task.index).to(ctx.device)
+        correct = torch.zeros((), device=ctx.device)
+        for start in range(0, task.x_test.shape[0], ctx.settings.eval_batch_size):
+            x = task.x_test[start : start + ctx.settings.eval_batch_size]
+            y = task.y_test[start : start + ctx.settings.eval_batch_size]
+            scores = method.predict(ctx, x).masked_fill(~mask, float("-inf"))
+            correct += (scores.argmax(1) == y).sum()
+        accuracies.append(float(correct) / max(task.x_test.shape[0], 1))
+    ctx.model.train(was_training)
+    return accuracies
+
+
+@torch.no_grad()
+def predictions(method: Method, ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted and true outputs over every test set, masked as after the last task."""
+    ctx.model.eval()
+    last = ctx.protocol.n_tasks - 1
+    preds, truth = [], []
+    for task in ctx.protocol.tasks:
+        mask = ctx.protocol.eval_mask(last, task.index).to(ctx.device)
+        for start in range(0, task.x_test.shape[0], ctx.settings.eval_batch_size):
+            x = task.x_test[start : start + ctx.settings.eval_batch_size]
+            scores = method.predict(ctx, x).masked_fill(~mask, float("-inf"))
+            preds.append(scores.argmax(1).cpu())
+        truth.append(task.y_test.cpu())
+    return torch.cat(preds), torch.cat(truth)
+
+
+def make_context(protocol: Protocol, settings: TrainSettings, seed: int,
+                 device: str | torch.device = "cpu") -> Context:
+    device = torch.device(device)
+    generator = seed_everything(seed)
+    ctx = Context(protocol=protocol.to(device), settings=settings, device=device,
+                  generator=generator)
+    ctx.masks = ctx.protocol.task_masks().to(device)
+    return ctx
+
+
+def train_continual(
+    method: Method,
+    ctx: Context,
+    progress: ProgressFn | None = None,
+    state: RunState | None = None,
+    on_task_end: Callable[[Context, RunState], None] | None = None,
+) -> RunState:
+    """Train ``method`` on every task of ``ctx.protocol`` in turn, evaluating after each.
+
+    ``ctx.model`` must already be built (see :func:`prepare`). With a ``state`` from a
+    checkpoint, training resumes after the last recorded task.
+    """
+    state = state or RunState()
+    if not state.random_init_accuracies:
+        state.random_init_accuracies = evaluate_each_own_task(method, ctx)
+    settings = ctx.settings
+    optimizer = ctx.optimizer
+    assert optimizer is not None, "call prepare() first"
+    for t in range(len(state.records), ctx.protocol.n_tasks):
+        ctx.task = t
+        start = time.perf_counter()
+        method.before_task(ctx)
+        data = method.training_set(ctx)
+        sampler = EpochSampler(data.x.shape[0], settings.batch_size, ctx.generator, ctx.device)
+        ctx.model.train()
+        logs: dict[str, torch.Tensor] = {}
+        for it in range(settings.iters):
+            idx = sampler.next_indices()
+            task_ids = data.task_ids[idx]
+            batch = Batch(data.x[idx], data.y[idx], task_ids, ctx.sample_mask(task_ids))
+            loss, logs = method.loss(ctx, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            method.after_step(ctx)
+            if progress is not None and (it + 1) % 50 == 0:
+                progress(t, it + 1, settings.iters)
+        method.after_task(ctx, data)
+        accuracies = evaluate(method, ctx, t)
+        losses = {k: float(v) for k, v in logs.items()}
+        state.records.append(TaskRecord(t, accuracies, time.perf_counter() - start, losses))
+        if on_task_end is not None:
+            on_task_end(ctx, state)
+    return state
+
+
+def evaluate_each_own_task(method: Method, ctx: Context) -> list[float]:
+    """Accuracy of the untrained model on each task (the reference for forward transfer)."""
+    return [evaluate(method, ctx, t, [t])[0] for t in range(ctx.protocol.n_tasks)]
+
+
+def prepare(method: Method, ctx: Context) -> Context:
+    """Build the method's model and optimiser on the context's device."""
+    ctx.model = method.build_model(ctx).to(ctx.device)
+    method.setup(ctx)
+    ctx.optimizer = method.make_optimizer(ctx)
+    return ctx
+
+
+__all__ = ["RunState", "TaskRecord", "TrainingSet", "evaluate", "predictions", "prepare",
+           "train_continual", "make_context"]

@@ -1,0 +1,286 @@
+"""The ``birram`` command line: thin wrappers around the library API."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from birram.config import RunConfig, available_presets, load_preset, resolve
+from birram.errors import BirramError, ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Continual learning with brain-inspired replay, and an RRAM simulator.")
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(func: F) -> F:
+    """Turn errors the user can fix into one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BirramError as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_list(text: str | None, kind: type, option: str) -> list | None:
+    if text is None:
+        return None
+    try:
+        return [kind(v) for v in text.split(",") if v.strip() != ""]
+    except ValueError:
+        raise ConfigError(f"{option} expects a comma-separated list of {kind.__name__}, "
+                          f"got {text!r}") from None
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``--set method.si_c=0.1`` style overrides into a nested dict (values parsed as JSON)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects SECTION.FIELD=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def overrides(**options: Any) -> dict[str, Any]:
+    """Nested config dict from the options the user actually gave (None = not given)."""
+    placement = {
+        "protocol": ("data", "protocol"), "n_tasks": ("data", "n_tasks"),
+        "class_order": ("data", "class_order"), "data_dir": ("data", "data_dir"),
+        "download": ("data", "download"), "view": ("data", "view"),
+        "extractor": ("data", "extractor"), "iters": ("train", "iters"),
+        "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
+        "hidden": ("train", "hidden"), "device": ("train", "device"),
+        "scenario": ("scenario",), "methods": ("methods",), "seeds": ("seeds",),
+        "name": ("name",),
+    }
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if value is None:
+            continue
+        path = placement[key]
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = str(value) if isinstance(value, Path) else value
+    return out
+
+
+def default_out(cfg: RunConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.name}-{cfg.data.protocol}-{cfg.scenario}-{stamp}"
+
+
+def check_out_dir(out: Path, cfg: RunConfig, resume: bool) -> None:
+    """Refuse to mix results of two different configurations in one directory."""
+    existing = out / "config.json"
+    if not existing.exists():
+        return
+    if not resume:
+        raise ConfigError(f"{out} already holds a run; choose another --out or add --resume")
+    if json.loads(existing.read_text()) != cfg.model_dump(mode="json"):
+        raise ConfigError(f"{out} holds a run with a different configuration; "
+                          "choose another --out to start a new one")
+
+
+def progress_bars(progress: Progress) -> Callable[[str, int], Callable[[int, int, int], None]]:
+    def factory(label: str, total: int) -> Callable[[int, int, int], None]:
+        bar = progress.add_task(label, total=total)
+
+        def tick(task: int, iteration: int, per_task: int) -> None:
+            progress.update(bar, completed=task * per_task + iteration)
+
+        return tick
+
+    return factory
+
+
+def execute(cfg: RunConfig, out: Path | None, resume: bool) -> Path:
+    from birram import report
+    from birram.run import run_experiment
+
+    out = out or default_out(cfg)
+    check_out_dir(out, cfg, resume)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        result = run_experiment(cfg, out, resume=True, progress=progress_bars(progress))
+    table = Table(title=f"{cfg.data.protocol}, {cfg.scenario}-incremental, "
+                        f"{len(cfg.seeds)} seed(s), {cfg.train.iters} iterations per task")
+    for column in report.TABLE_HEADER:
+        table.add_column(column)
+    for row in report.table_rows(result.summary):
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"Results written to [bold]{out}[/] (results.md, accuracy_curve.png, "
+                  "metrics per method and seed).")
+    return out
+
+
+PresetOpt = typer.Option(None, "--preset", "-p", help="Named preset (see `birram presets`).")
+ProtocolOpt = typer.Option(None, help="Protocol, e.g. split-fashion, rram-compliance.")
+ScenarioOpt = typer.Option(None, help="task, domain or class.")
+IterOpt = typer.Option(None, min=1, help="Iterations per task.")
+BatchOpt = typer.Option(None, "--batch-size", min=1, help="Minibatch size.")
+LrOpt = typer.Option(None, min=0.0, help="Adam learning rate.")
+HiddenOpt = typer.Option(None, help="Hidden units per layer, e.g. 400,400.")
+TasksOpt = typer.Option(None, "--n-tasks", min=1, help="Number of tasks.")
+OrderOpt = typer.Option(None, "--class-order", help="Class order, e.g. 9,8,7,6,5,4,3,2,1,0.")
+DataDirOpt = typer.Option(None, "--data-dir", help="Directory holding the dataset files.")
+DownloadOpt = typer.Option(None, "--download/--no-download", help="Download MNIST if missing.")
+ViewOpt = typer.Option(None, help="RRAM input view: features or trace.")
+ExtractorOpt = typer.Option(None, help="Pre-trained feature extractor (birram pretrain).")
+DeviceOpt = typer.Option(None, help="cpu or cuda.")
+OutOpt = typer.Option(None, "--out", "-o", help="Run directory (default: runs/NAME-...).")
+ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run in --out.")
+SetOpt = typer.Option([], "--set", help="Any setting, e.g. method.si_c=0.1 (repeatable).")
+
+
+def build(preset: str | None, sets: list[str], **options: Any) -> RunConfig:
+    from birram.data.registry import protocol_spec
+    from birram.methods.registry import check_methods
+
+    cfg = resolve(preset, _merge(overrides(**options), parse_assignments(sets)))
+    protocol_spec(cfg.data.protocol)
+    check_methods(cfg.methods)
+    return cfg
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    from birram.config import deep_update
+
+    return deep_update(a, b)
+
+
+@app.command()
+@friendly_errors
+def run(
+    method: str = typer.Option(None, "--method", "-m", help="Method (see `birram methods`)."),
+    preset: str = PresetOpt, protocol: str = ProtocolOpt, scenario: str = ScenarioOpt,
+    seed: int = typer.Option(None, help="Random seed."), iters: int = IterOpt,
+    batch_size: int = BatchOpt, lr: float = LrOpt, hidden: str = HiddenOpt,
+    n_tasks: int = TasksOpt, class_order: str = OrderOpt, data_dir: Path = DataDirOpt,
+    download: bool = DownloadOpt, view: str = ViewOpt, extractor: Path = ExtractorOpt,
+    device: str = DeviceOpt, out: Path = OutOpt, resume: bool = ResumeOpt,
+    set_: list[str] = SetOpt,
+) -> None:
+    """Train one method on one protocol and write a run directory."""
+    cfg = build(preset, set_, methods=[method] if method else None,
+                seeds=[seed] if seed is not None else None, protocol=protocol,
+                scenario=scenario, iters=iters, batch_size=batch_size, lr=lr,
+                hidden=parse_list(hidden, int, "--hidden"), n_tasks=n_tasks,
+                class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
+                download=download, view=view, extractor=extractor, device=device)
+    if len(cfg.methods) != 1 or len(cfg.seeds) != 1:
+        cfg = cfg.model_copy(update={"methods": cfg.methods[:1], "seeds": cfg.seeds[:1]})
+    execute(cfg, out, resume)
+
+
+@app.command()
+@friendly_errors
+def compare(
+    methods: str = typer.Option(None, help="Comma-separated methods, e.g. none,ewc,si,bir."),
+    ablation: bool = typer.Option(False, "--ablation",
+                                  help="BI-R minus each component and GR plus each one."),
+    preset: str = PresetOpt, protocol: str = ProtocolOpt, scenario: str = ScenarioOpt,
+    seeds: str = typer.Option(None, help="Comma-separated seeds, e.g. 1,2,3."),
+    iters: int = IterOpt, batch_size: int = BatchOpt, lr: float = LrOpt, hidden: str = HiddenOpt,
+    n_tasks: int = TasksOpt, class_order: str = OrderOpt, data_dir: Path = DataDirOpt,
+    download: bool = DownloadOpt, view: str = ViewOpt, extractor: Path = ExtractorOpt,
+    device: str = DeviceOpt, out: Path = OutOpt, resume: bool = ResumeOpt,
+    set_: list[str] = SetOpt,
+) -> None:
+    """Compare several methods over several seeds: a table of mean and standard error."""
+    from birram.methods.registry import ABLATION
+
+    method_list = parse_list(methods, str, "--methods")
+    if ablation:
+        method_list = ABLATION
+    cfg = build(preset, set_, methods=method_list, seeds=parse_list(seeds, int, "--seeds"),
+                protocol=protocol, scenario=scenario, iters=iters, batch_size=batch_size, lr=lr,
+                hidden=parse_list(hidden, int, "--hidden"), n_tasks=n_tasks,
+                class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
+                download=download, view=view, extractor=extractor, device=device)
+    execute(cfg, out, resume)
+
+
+@app.command()
+@friendly_errors
+def presets(name: str = typer.Argument(None, help="Show one preset in full.")) -> None:
+    """List the presets, or print one."""
+    if name is None:
+        for preset in available_presets():
+            description = load_preset(preset).get("name", preset)
+            console.print(f"{preset:28s} {description}")
+        return
+    load_preset(name)  # validates the name
+    from birram.config import PRESET_DIR
+
+    console.print((PRESET_DIR / f"{name}.toml").read_text(), highlight=False)
+
+
+@app.command(name="methods")
+def list_methods() -> None:
+    """List the methods."""
+    from birram.methods.registry import METHODS
+
+    for name, spec in METHODS.items():
+        console.print(f"{name:20s} {spec.description}")
+
+
+@app.command(name="protocols")
+def list_protocols() -> None:
+    """List the protocols."""
+    from birram.data.registry import PROTOCOLS
+
+    for name, spec in PROTOCOLS.items():
+        console.print(f"{name:20s} {spec.description}")
+
+
+def register_optional(module: str) -> None:
+    """Commands that live beside their subsystem register themselves here."""
+    import importlib
+
+    try:
+        importlib.import_module(module).register(app)
+    except ModuleNotFoundError as err:
+        if err.name != module:
+            raise
+
+
+for _module in ("birram.rram.cli", "birram.demo_cli", "birram.pretrain_cli"):
+    register_optional(_module)
+
+
+def main() -> None:
+    app(prog_name="birram")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

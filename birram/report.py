@@ -126,12 +126,18 @@ def plot_confusion(conf: np.ndarray, names: list[str], path: Path, title: str) -
     save_figure(fig, path)
 
 
+def curve_label(cfg: RunConfig) -> str:
+    if cfg.data.protocol.startswith("rram"):
+        return "normalised current accuracy (%)"
+    return "average accuracy on tasks so far (%)"
+
+
 def write_experiment_report(out_dir: Path, cfg: RunConfig, summary: dict[str, Any],
                             results: list[SeedResult]) -> None:
     io.write_text(out_dir / "results.md", markdown_table(summary))
     io.write_text(out_dir / "results.csv", csv_table(summary))
     title = f"{cfg.data.protocol}, {cfg.scenario}-incremental"
-    plot_accuracy_curves(summary, out_dir / "accuracy_curve.png", title)
+    plot_accuracy_curves(summary, out_dir / "accuracy_curve.png", title, curve_label(cfg))
     for result in results:
         if result.seed != cfg.seeds[0]:
             continue
@@ -142,3 +148,31 @@ def write_experiment_report(out_dir: Path, cfg: RunConfig, summary: dict[str, An
                           dtype=np.int64)[:, 1:]
         plot_confusion(conf, result.metrics["output_names"], run_dir / "confusion.png",
                        f"{result.method}: confusion after the last task")
+    write_report_page(out_dir, cfg, summary)
+
+
+def report_markdown(cfg: RunConfig, summary: dict[str, Any], figures: list[str]) -> str:
+    """A readable summary: what ran, the table, and the figures."""
+    lines = [
+        f"# {cfg.name}: {cfg.data.protocol}, {cfg.scenario}-incremental",
+        "",
+        f"{len(cfg.seeds)} seed(s) ({', '.join(map(str, cfg.seeds))}), {cfg.train.iters} "
+        f"iterations per task, batch {cfg.train.batch_size}, Adam lr {cfg.train.lr}, "
+        f"hidden layers {cfg.train.hidden}. Accuracy is the mean over all tasks after the last "
+        "task (± standard error over seeds).",
+        "",
+        markdown_table(summary),
+    ]
+    lines += [f"![{Path(f).stem}]({f})" for f in figures]
+    return "\n".join(lines) + "\n"
+
+
+def write_report_page(out_dir: Path, cfg: RunConfig, summary: dict[str, Any]) -> Path:
+    """``report.md``: the table, the accuracy curves, and the focus method's matrices."""
+    focus = "bir" if "bir" in cfg.methods else cfg.methods[0]
+    seed_dir = f"{focus}/seed-{cfg.seeds[0]}"
+    figures = ["accuracy_curve.png", f"{seed_dir}/accuracy_matrix.png",
+               f"{seed_dir}/confusion.png"]
+    path = out_dir / "report.md"
+    io.write_text(path, report_markdown(cfg, summary, figures))
+    return path

@@ -1,0 +1,37 @@
+"""``birram demo``: the main job, continual learning of RRAM conduction across compliance levels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    from birram.cli import OutOpt, build, execute, friendly_errors, parse_list
+
+    @app.command()
+    @friendly_errors
+    def demo(
+        quick: bool = typer.Option(False, "--quick", help="A one-minute version (fewer seeds, "
+                                   "iterations and devices)."),
+        seeds: str = typer.Option(None, help="Comma-separated seeds (default: the preset's)."),
+        view: str = typer.Option(None, help="RRAM input view: features or trace."),
+        order: str = typer.Option("increasing", help="Order in which compliance levels "
+                                  "arrive: increasing or decreasing."),
+        device: str = typer.Option(None, help="cpu or cuda."),
+        out: Path = OutOpt,
+        resume: bool = typer.Option(False, "--resume", help="Continue a run in --out."),
+    ) -> None:
+        """Simulate RRAM devices, learn their compliance levels one task at a time with BI-R
+        and the conventional methods, and write a report."""
+        from birram.errors import ConfigError
+
+        if order not in ("increasing", "decreasing"):
+            raise ConfigError(f"--order must be increasing or decreasing, got {order!r}")
+        preset = "rram-demo-quick" if quick else "rram-demo"
+        class_order = None if order == "increasing" else list(range(9, -1, -1))
+        cfg = build(preset, [], seeds=parse_list(seeds, int, "--seeds"), view=view,
+                    class_order=class_order, device=device)
+        path = execute(cfg, out, resume)
+        typer.echo(f"Report: {path / 'report.md'}")

@@ -7,6 +7,9 @@ import torch
 
 from birram.data.types import ArrayDataset
 
+# Test problems are tiny: one thread is faster than two, and immune to busy neighbours.
+torch.set_num_threads(1)
+
 
 def blobs(n_classes: int = 4, per_class: int = 40, dim: int = 6, seed: int = 0,
           spread: float = 0.3) -> ArrayDataset:

@@ -1,0 +1,39 @@
+"""``birram pretrain``: train a conv feature extractor and save it for internal replay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    from birram.cli import DataDirOpt, console, friendly_errors
+
+    @app.command()
+    @friendly_errors
+    def pretrain(
+        dataset: str = typer.Option("cifar10", help="Source to pre-train on (e.g. cifar10)."),
+        out: Path = typer.Option(..., "--out", "-o", help="File to write the extractor to."),
+        layers: int = typer.Option(5, min=1, help="Number of conv layers."),
+        channels: int = typer.Option(16, min=1, help="Channels of the first conv layer."),
+        iters: int = typer.Option(5000, min=1, help="Training iterations."),
+        batch_size: int = typer.Option(256, "--batch-size", min=1),
+        lr: float = typer.Option(1e-4, min=0.0),
+        seed: int = typer.Option(0),
+        device: str = typer.Option("cpu"),
+        data_dir: Path = DataDirOpt,
+    ) -> None:
+        """Pre-train a conv feature extractor (with batch norm) on a dataset and save it."""
+        from birram.data.sources import load_source
+        from birram.pretrain import pretrain_extractor, save_extractor
+        from birram.run import resolve_device
+
+        data = load_source(dataset, data_dir=data_dir, seed=seed)
+        module, test_accuracy = pretrain_extractor(
+            data, layers=layers, channels=channels, iters=iters, batch_size=batch_size, lr=lr,
+            seed=seed, device=resolve_device(device))
+        save_extractor(module, out, {"dataset": dataset, "layers": layers, "channels": channels,
+                                     "iters": iters, "test_accuracy": test_accuracy})
+        console.print(f"Extractor written to [bold]{out}[/] (test accuracy of the pre-training "
+                      f"classifier: {100 * test_accuracy:.1f} %).")

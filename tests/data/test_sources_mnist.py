@@ -168,3 +168,11 @@ def test_existing_file_is_replaced_only_by_verified_bytes(tmp_path: Path, monkey
     serve(monkeypatch, {"m/f.gz": new})
     download_verified(remote_for("f.gz", new), ["m/"], tmp_path)
     assert (tmp_path / "f.gz").read_bytes() == new
+
+
+def test_default_folder_follows_birram_data(tmp_path: Path, idx_tools, monkeypatch) -> None:
+    monkeypatch.setenv("BIRRAM_DATA", str(tmp_path))
+    with pytest.raises(DataError, match=re.escape(str(tmp_path / "mnist"))):
+        load_mnist()
+    idx_tools.write_dir(tmp_path / "mnist", n_train=7, n_test=3)
+    assert load_mnist().x_train.shape[0] == 7

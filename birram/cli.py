@@ -77,6 +77,7 @@ def overrides(**options: Any) -> dict[str, Any]:
         "extractor": ("data", "extractor"), "iters": ("train", "iters"),
         "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
         "hidden": ("train", "hidden"), "device": ("train", "device"),
+        "threads": ("train", "threads"),
         "scenario": ("scenario",), "methods": ("methods",), "seeds": ("seeds",),
         "name": ("name",),
     }
@@ -157,6 +158,7 @@ DownloadOpt = typer.Option(None, "--download/--no-download", help="Download MNIS
 ViewOpt = typer.Option(None, help="RRAM input view: features or trace.")
 ExtractorOpt = typer.Option(None, help="Pre-trained feature extractor (birram pretrain).")
 DeviceOpt = typer.Option(None, help="cpu or cuda.")
+ThreadsOpt = typer.Option(None, min=1, help="CPU threads (1 is fastest for small models).")
 OutOpt = typer.Option(None, "--out", "-o", help="Run directory (default: runs/NAME-...).")
 ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run in --out.")
 SetOpt = typer.Option([], "--set", help="Any setting, e.g. method.si_c=0.1 (repeatable).")
@@ -187,8 +189,8 @@ def run(
     batch_size: int = BatchOpt, lr: float = LrOpt, hidden: str = HiddenOpt,
     n_tasks: int = TasksOpt, class_order: str = OrderOpt, data_dir: Path = DataDirOpt,
     download: bool = DownloadOpt, view: str = ViewOpt, extractor: Path = ExtractorOpt,
-    device: str = DeviceOpt, out: Path = OutOpt, resume: bool = ResumeOpt,
-    set_: list[str] = SetOpt,
+    device: str = DeviceOpt, threads: int = ThreadsOpt, out: Path = OutOpt,
+    resume: bool = ResumeOpt, set_: list[str] = SetOpt,
 ) -> None:
     """Train one method on one protocol and write a run directory."""
     cfg = build(preset, set_, methods=[method] if method else None,
@@ -196,7 +198,8 @@ def run(
                 scenario=scenario, iters=iters, batch_size=batch_size, lr=lr,
                 hidden=parse_list(hidden, int, "--hidden"), n_tasks=n_tasks,
                 class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
-                download=download, view=view, extractor=extractor, device=device)
+                download=download, view=view, extractor=extractor, device=device,
+                threads=threads)
     if len(cfg.methods) != 1 or len(cfg.seeds) != 1:
         cfg = cfg.model_copy(update={"methods": cfg.methods[:1], "seeds": cfg.seeds[:1]})
     execute(cfg, out, resume)
@@ -213,8 +216,8 @@ def compare(
     iters: int = IterOpt, batch_size: int = BatchOpt, lr: float = LrOpt, hidden: str = HiddenOpt,
     n_tasks: int = TasksOpt, class_order: str = OrderOpt, data_dir: Path = DataDirOpt,
     download: bool = DownloadOpt, view: str = ViewOpt, extractor: Path = ExtractorOpt,
-    device: str = DeviceOpt, out: Path = OutOpt, resume: bool = ResumeOpt,
-    set_: list[str] = SetOpt,
+    device: str = DeviceOpt, threads: int = ThreadsOpt, out: Path = OutOpt,
+    resume: bool = ResumeOpt, set_: list[str] = SetOpt,
 ) -> None:
     """Compare several methods over several seeds: a table of mean and standard error."""
     from birram.methods.registry import ABLATION
@@ -226,7 +229,8 @@ def compare(
                 protocol=protocol, scenario=scenario, iters=iters, batch_size=batch_size, lr=lr,
                 hidden=parse_list(hidden, int, "--hidden"), n_tasks=n_tasks,
                 class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
-                download=download, view=view, extractor=extractor, device=device)
+                download=download, view=view, extractor=extractor, device=device,
+                threads=threads)
     execute(cfg, out, resume)
 
 

@@ -43,6 +43,7 @@ class TrainConfig(Strict):
     lr: float = Field(default=1e-3, gt=0)
     hidden: list[int] = Field(default_factory=lambda: [400, 400])
     device: str = "cpu"
+    threads: int | None = Field(default=None, ge=1)  # CPU threads; None: torch's default
 
     @field_validator("hidden")
     @classmethod

@@ -192,6 +192,8 @@ def run_experiment(
 
     check_methods(cfg.methods)
     resolve_device(cfg.train.device)
+    if cfg.train.threads is not None:
+        torch.set_num_threads(cfg.train.threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     io.write_json(out_dir / "config.json", cfg.model_dump(mode="json"))
     data = data if data is not None else load_dataset(cfg.data)

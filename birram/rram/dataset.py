@@ -1,0 +1,213 @@
+"""The compliance-current dataset: which I_CC set this SET/RESET cycle's filament?
+
+A population of devices is cycled at ``n_levels`` log-spaced compliance currents with the gap +
+filament-width model, whose low-resistance state follows I_CC over the whole range. Each
+physical device (one device-to-device draw) is cycled at every level, each level from a fresh
+high-resistance state; each sample is one recorded cycle of one device at one level. Devices
+are split into train and test, so test devices are never seen in training.
+
+Cycles that do not reach the compliance current by ``v_set_max`` are kept by default: a real
+measurement campaign records them too, and dropping them would leak the label through the
+selection (``drop_failed=True`` removes them from both splits).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io as _io
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from birram import io
+from birram.data.types import ArrayDataset
+from birram.errors import ConfigError, DataError
+from birram.rram.cycling import SweepConfig, run_cycles
+from birram.rram.params import get_params
+from birram.rram.variability import Variability
+
+FORMAT_VERSION = 1  # bump when the simulator or the stored layout changes
+FEATURE_VIEW_NAMES = ("log_r_lrs", "log_r_hrs", "v_set", "v_reset", "log_i_reset")
+View = Literal["features", "trace"]
+
+
+@dataclass(frozen=True)
+class RRAMDatasetConfig:
+    n_levels: int = 10
+    icc_min_a: float = 10e-6
+    icc_max_a: float = 1e-3
+    n_train_devices: int = 320
+    n_test_devices: int = 80
+    cycles: int = 8
+    warmup_cycles: int = 1
+    variability_scale: float = 2.0
+    trace_points: int = 64
+    params: str = "filament"
+    v_set_max: float = 1.5
+    v_reset_max: float = 1.6
+    sweep_rate_v_per_s: float = 1e4
+    sweep_step_v: float = 5e-3
+    compliance_mode: Literal["ideal", "1t1r"] = "ideal"
+    drop_failed: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        ints = {"n_levels": 2, "n_train_devices": 1, "n_test_devices": 1, "cycles": 1,
+                "warmup_cycles": 0, "trace_points": 2}
+        for name, low in ints.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low:
+                raise ConfigError(f"RRAM dataset {name} must be an integer >= {low}, "
+                                  f"got {value!r}")
+        for name in ("icc_min_a", "icc_max_a", "v_set_max", "v_reset_max",
+                     "sweep_rate_v_per_s", "sweep_step_v"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"RRAM dataset {name} must be > 0, got {value!r}")
+        if self.icc_max_a <= self.icc_min_a:
+            raise ConfigError(f"RRAM dataset icc_max_a ({self.icc_max_a}) must exceed "
+                              f"icc_min_a ({self.icc_min_a})")
+        if not (math.isfinite(self.variability_scale) and 0 <= self.variability_scale <= 20):
+            raise ConfigError(f"RRAM dataset variability_scale must lie in [0, 20], "
+                              f"got {self.variability_scale}")
+        if self.compliance_mode not in ("ideal", "1t1r"):
+            raise ConfigError(f"RRAM dataset compliance_mode must be ideal or 1t1r, "
+                              f"got {self.compliance_mode!r}")
+        get_params(self.params)
+
+    @classmethod
+    def small(cls, **changes: object) -> RRAMDatasetConfig:
+        """A few seconds' worth: for tests and quick looks."""
+        base = {"n_levels": 4, "icc_min_a": 10e-6, "icc_max_a": 1e-3, "n_train_devices": 24,
+                "n_test_devices": 8, "cycles": 3, "trace_points": 32}
+        return cls(**{**base, **changes})  # type: ignore[arg-type]
+
+    @property
+    def levels_a(self) -> np.ndarray:
+        return np.geomspace(self.icc_min_a, self.icc_max_a, self.n_levels)
+
+    @property
+    def n_devices(self) -> int:
+        return self.n_train_devices + self.n_test_devices
+
+    def key(self) -> str:
+        text = json.dumps({"format": FORMAT_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def level_name(icc_a: float) -> str:
+    if icc_a >= 1e-3:
+        return f"{icc_a * 1e3:.3g}mA"
+    return f"{icc_a * 1e6:.3g}uA"
+
+
+@dataclass(frozen=True)
+class RRAMSamples:
+    """Raw (unstandardised) samples: one row per recorded cycle of one device at one level."""
+
+    features: np.ndarray  # [S, 5] log R_LRS, log R_HRS, V_set, V_reset, log I_reset
+    traces: np.ndarray  # [S, trace_points] log10 |I| along the sweep
+    labels: np.ndarray  # [S] compliance level index, 0 = lowest
+    device_ids: np.ndarray  # [S] physical device
+    cycle: np.ndarray  # [S]
+    train: np.ndarray  # [S] bool
+    reached_compliance: np.ndarray  # [S] bool
+    levels_a: np.ndarray  # [n_levels]
+    seconds: float  # generation time
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def generate_rram_samples(cfg: RRAMDatasetConfig) -> RRAMSamples:
+    """Simulate the whole population (all levels and devices in one batch)."""
+    params = get_params(cfg.params)
+    levels = torch.as_tensor(cfg.levels_a, dtype=torch.float64)
+    n = cfg.n_levels * cfg.n_devices
+    instance = torch.arange(n)
+    level_of, device_of = instance // cfg.n_devices, instance % cfg.n_devices
+    sweep = SweepConfig(cfg.v_set_max, cfg.v_reset_max, cfg.sweep_rate_v_per_s, cfg.sweep_step_v)
+    var = Variability.for_params(params, scale=cfg.variability_scale)
+    result = run_cycles(params, levels[level_of], n, cfg.cycles, variability=var, seed=cfg.seed,
+                        sweep=sweep, compliance_mode=cfg.compliance_mode,
+                        warmup_cycles=cfg.warmup_cycles, trace_points=cfg.trace_points,
+                        device_ids=device_of, n_devices=cfg.n_devices)
+    f = result.features
+    feats = torch.stack([f["r_lrs_ohm"].log(), f["r_hrs_ohm"].log(), f["v_set_v"],
+                         f["v_reset_v"], f["i_reset_a"].clamp_min(1e-12).log()], -1)
+    reached = f["i_set_max_a"] >= 0.98 * levels[level_of].unsqueeze(0)
+    assert result.traces is not None
+    cycles = cfg.cycles
+    return RRAMSamples(
+        features=feats.reshape(cycles * n, -1).numpy(),
+        traces=result.traces.reshape(cycles * n, -1).numpy(),
+        labels=level_of.repeat(cycles).numpy(),
+        device_ids=device_of.repeat(cycles).numpy(),
+        cycle=torch.arange(cycles).repeat_interleave(n).numpy(),
+        train=(device_of < cfg.n_train_devices).repeat(cycles).numpy(),
+        reached_compliance=reached.reshape(-1).numpy(),
+        levels_a=cfg.levels_a, seconds=result.seconds)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BIRRAM_CACHE") or Path.home() / ".cache" / "birram")
+
+
+def load_rram_samples(cfg: RRAMDatasetConfig, cache_dir: Path | None = None) -> RRAMSamples:
+    """Samples for ``cfg``: from the cache when present, else simulated and cached."""
+    path = Path(cache_dir or default_cache_dir()) / f"rram-{cfg.key()}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as data:
+                stored = {k: data[k] for k in data.files}
+            return RRAMSamples(**{k: (float(v) if k == "seconds" else v)
+                                  for k, v in stored.items()})
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            warnings.warn(f"cached RRAM dataset {path} is unreadable ({err}); regenerating",
+                          stacklevel=2)
+    samples = generate_rram_samples(cfg)
+    buffer = _io.BytesIO()
+    np.savez(buffer, **samples.arrays())
+    try:
+        io.write_bytes(path, buffer.getvalue())
+    except OSError as err:
+        raise DataError(f"cannot write the RRAM dataset cache {path}: {err}") from None
+    return samples
+
+
+def _standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre and scale with TRAIN statistics only (per column)."""
+    mean = x_train.mean(0, keepdims=True)
+    std = x_train.std(0, keepdims=True)
+    std = np.where(std > 1e-6 * max(1.0, float(np.abs(std).max())), std, 1.0)
+    return (torch.from_numpy(((x_train - mean) / std).astype(np.float32)),
+            torch.from_numpy(((x_test - mean) / std).astype(np.float32)))
+
+
+def to_array_dataset(samples: RRAMSamples, view: View, drop_failed: bool = False,
+                     name: str = "rram") -> ArrayDataset:
+    if view not in ("features", "trace"):
+        raise ConfigError(f"RRAM view must be features or trace, got {view!r}")
+    x = samples.features if view == "features" else samples.traces
+    keep = samples.reached_compliance if drop_failed else np.ones(len(x), dtype=bool)
+    tr, te = samples.train & keep, ~samples.train & keep
+    x_train, x_test = _standardise(x[tr].astype(np.float64), x[te].astype(np.float64))
+    return ArrayDataset(
+        f"{name}-{view}", x_train, torch.from_numpy(samples.labels[tr].astype(np.int64)),
+        x_test, torch.from_numpy(samples.labels[te].astype(np.int64)),
+        tuple(level_name(float(a)) for a in samples.levels_a))
+
+
+def load_rram_dataset(cfg: RRAMDatasetConfig | None = None, view: View = "features",
+                      cache_dir: Path | None = None) -> ArrayDataset:
+    """The compliance-level classification dataset (x float32 [N, D], y int64 level index)."""
+    cfg = cfg or RRAMDatasetConfig()
+    return to_array_dataset(load_rram_samples(cfg, cache_dir), view, cfg.drop_failed)

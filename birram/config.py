@@ -56,19 +56,22 @@ class TrainConfig(Strict):
 class MethodConfig(Strict):
     """Hyperparameters of every method; each method reads only its own."""
 
-    ewc_lambda: float = Field(default=1e6, ge=0)
-    ewc_fisher_samples: int | None = Field(default=None, ge=1)
-    online_ewc_lambda: float = Field(default=1e6, ge=0)
+    # Regularisation strengths: None takes the published split-MNIST value for the scenario
+    # (birram.methods.regularisers.SPLIT_MNIST_STRENGTH); presets name their own.
+    ewc_lambda: float | None = Field(default=None, ge=0)
+    ewc_fisher_samples: int | None = Field(default=None, ge=1)  # None: the whole task
+    online_ewc_lambda: float | None = Field(default=None, ge=0)
     online_ewc_gamma: float = Field(default=1.0, gt=0, le=1)
-    si_c: float = Field(default=1.0, ge=0)
+    si_c: float | None = Field(default=None, ge=0)
     si_epsilon: float = Field(default=0.1, gt=0)
     distill_temperature: float = Field(default=2.0, gt=0)
     er_samples_per_class: int = Field(default=100, ge=1)
     icarl_samples_per_class: int = Field(default=100, ge=1)
     z_dim: int = Field(default=100, ge=1)
     gate_prop: float = Field(default=0.8, ge=0, lt=1)
+    gate_by: Literal["class", "task"] = "class"  # what chooses the decoder gate (and GMM mode)
     recon_loss: Literal["auto", "bce", "mse"] = "auto"
-    generator_hidden: list[int] = Field(default_factory=lambda: [400, 400])
+    generator_hidden: list[int] | None = None  # separate generator's layers; None: as the model
 
 
 class RunConfig(Strict):

@@ -79,7 +79,7 @@ def overrides(**options: Any) -> dict[str, Any]:
         "hidden": ("train", "hidden"), "device": ("train", "device"),
         "threads": ("train", "threads"),
         "scenario": ("scenario",), "methods": ("methods",), "seeds": ("seeds",),
-        "name": ("name",),
+        "name": ("name",), "export": ("export",),
     }
     out: dict[str, Any] = {}
     for key, value in options.items():
@@ -161,6 +161,8 @@ DeviceOpt = typer.Option(None, help="cpu or cuda.")
 ThreadsOpt = typer.Option(None, min=1, help="CPU threads (1 is fastest for small models).")
 OutOpt = typer.Option(None, "--out", "-o", help="Run directory (default: runs/NAME-...).")
 ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run in --out.")
+ExportOpt = typer.Option(None, "--export/--no-export",
+                         help="Also write model.pt2 (torch.export) for edge runtimes.")
 SetOpt = typer.Option([], "--set", help="Any setting, e.g. method.si_c=0.1 (repeatable).")
 
 
@@ -190,7 +192,7 @@ def run(
     n_tasks: int = TasksOpt, class_order: str = OrderOpt, data_dir: Path = DataDirOpt,
     download: bool = DownloadOpt, view: str = ViewOpt, extractor: Path = ExtractorOpt,
     device: str = DeviceOpt, threads: int = ThreadsOpt, out: Path = OutOpt,
-    resume: bool = ResumeOpt, set_: list[str] = SetOpt,
+    resume: bool = ResumeOpt, export: bool = ExportOpt, set_: list[str] = SetOpt,
 ) -> None:
     """Train one method on one protocol and write a run directory."""
     cfg = build(preset, set_, methods=[method] if method else None,
@@ -199,7 +201,7 @@ def run(
                 hidden=parse_list(hidden, int, "--hidden"), n_tasks=n_tasks,
                 class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
                 download=download, view=view, extractor=extractor, device=device,
-                threads=threads)
+                threads=threads, export=export)
     if len(cfg.methods) != 1 or len(cfg.seeds) != 1:
         cfg = cfg.model_copy(update={"methods": cfg.methods[:1], "seeds": cfg.seeds[:1]})
     execute(cfg, out, resume)
@@ -217,7 +219,7 @@ def compare(
     n_tasks: int = TasksOpt, class_order: str = OrderOpt, data_dir: Path = DataDirOpt,
     download: bool = DownloadOpt, view: str = ViewOpt, extractor: Path = ExtractorOpt,
     device: str = DeviceOpt, threads: int = ThreadsOpt, out: Path = OutOpt,
-    resume: bool = ResumeOpt, set_: list[str] = SetOpt,
+    resume: bool = ResumeOpt, export: bool = ExportOpt, set_: list[str] = SetOpt,
 ) -> None:
     """Compare several methods over several seeds: a table of mean and standard error."""
     from birram.methods.registry import ABLATION
@@ -230,7 +232,7 @@ def compare(
                 hidden=parse_list(hidden, int, "--hidden"), n_tasks=n_tasks,
                 class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
                 download=download, view=view, extractor=extractor, device=device,
-                threads=threads)
+                threads=threads, export=export)
     execute(cfg, out, resume)
 
 

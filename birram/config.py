@@ -79,6 +79,7 @@ class RunConfig(Strict):
     scenario: Literal["task", "domain", "class"] = "class"
     methods: list[str] = Field(default_factory=lambda: ["none"])
     seeds: list[int] = Field(default_factory=lambda: [1])
+    export: bool = False  # write model.pt2 (torch.export) of each trained model for edge runtimes
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)

@@ -95,6 +95,11 @@ def run_seed(
                             on_task_end=lambda c, s: save_checkpoint(checkpoint, method, c, s))
     wall = time.perf_counter() - started
     result = finish_seed(cfg, method_name, seed, method, ctx, state, run_dir, wall)
+    io.write_with(run_dir / "model.pt", lambda f: torch.save(ctx.model.state_dict(), f))
+    if cfg.export:
+        from birram.export import export_model
+
+        export_model(method, ctx, run_dir / "model.pt2")
     checkpoint.unlink(missing_ok=True)
     return result
 

@@ -96,7 +96,10 @@ def load_extractor(path: str | Path) -> FrozenExtractor:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"extractor file {path} does not exist (make one with birram pretrain)")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: say which, not how pickle failed
+        raise ConfigError(f"{path} is not an extractor written by birram pretrain") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ConfigError(f"{path} is not an extractor written by birram pretrain")
     module = ConvExtractor(**payload["config"])

@@ -190,13 +190,21 @@ class BIR(Method):
         return Classifier(ctx.protocol.input_shape, ctx.protocol.n_outputs, hidden,
                           extractor=self.extractor)
 
+    @staticmethod
+    def _adam(params: list[nn.Parameter], ctx: Context) -> torch.optim.Optimizer:
+        # The fused kernel: one pass over all parameters instead of a dozen elementwise ops.
+        return torch.optim.Adam(params, lr=ctx.settings.lr, betas=ctx.settings.betas,
+                                fused=True)
+
+    def make_optimizer(self, ctx: Context) -> torch.optim.Optimizer:
+        return self._adam([p for p in ctx.model.parameters() if p.requires_grad], ctx)
+
     def setup(self, ctx: Context) -> None:
         super().setup(ctx)
         if not self.feedback:
             hidden = self.generator_hidden or list(ctx.settings.hidden)
             self.generator = self._make_vae(ctx, hidden, with_head=False).to(ctx.device)
-            self.gen_optimizer = torch.optim.Adam(self.generator.parameters(),
-                                                  lr=ctx.settings.lr, betas=ctx.settings.betas)
+            self.gen_optimizer = self._adam(list(self.generator.parameters()), ctx)
 
     # -- spaces -----------------------------------------------------------------------------
     def to_replay_space(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -61,7 +62,7 @@ class CycleResult:
     features: dict[str, Tensor]
     traces: Tensor | None
     iv_volts: Tensor  # [steps] applied voltage of one full cycle
-    iv_current: Tensor | None  # [cycles, steps, keep_iv] for the first keep_iv devices
+    iv_current: Tensor | None  # [cycles, steps, k] for the devices chosen by keep_iv
     substeps: int
     device_steps: int  # voltage points x devices simulated
     seconds: float
@@ -70,8 +71,9 @@ class CycleResult:
 def run_cycles(params: DeviceParams, icc_a: Tensor | float, n: int, cycles: int, *,
                variability: Variability | None = None, seed: int = 0,
                sweep: SweepConfig | None = None, compliance_mode: ComplianceMode = "ideal",
-               warmup_cycles: int = 1, trace_points: int = 0, keep_iv: int = 0,
+               warmup_cycles: int = 1, trace_points: int = 0, keep_iv: Tensor | int = 0,
                device_ids: Tensor | None = None, n_devices: int | None = None,
+               trace_span: Literal["cycle", "reset"] = "cycle",
                options: IntegratorOptions | None = None) -> CycleResult:
     """Cycle ``n`` device instances ``cycles`` times (after ``warmup_cycles`` unrecorded ones).
 
@@ -87,6 +89,8 @@ def run_cycles(params: DeviceParams, icc_a: Tensor | float, n: int, cycles: int,
     compliance = Compliance(torch.broadcast_to(torch.as_tensor(icc_a, dtype=torch.float64),
                                                (n,)), compliance_mode).validated()
     gen = torch.Generator().manual_seed(seed)
+    keep_index = (torch.arange(min(keep_iv, n)) if isinstance(keep_iv, int)
+                  else torch.as_tensor(keep_iv, dtype=torch.long))
     if device_ids is None:
         device_ids, n_devices = torch.arange(n), n
     n_devices = n_devices if n_devices is not None else int(device_ids.max()) + 1
@@ -121,9 +125,10 @@ def run_cycles(params: DeviceParams, icc_a: Tensor | float, n: int, cycles: int,
             record.setdefault(key, []).append(value)
         both = torch.cat([set_tr.current_a, reset_tr.current_a])
         if trace_points:
-            traces.append(trace_vector(both, trace_points))
-        if keep_iv:
-            iv.append(both[:, :keep_iv].clone())
+            span = both if trace_span == "cycle" else reset_tr.current_a
+            traces.append(trace_vector(span, trace_points))
+        if keep_index.numel():
+            iv.append(both[:, keep_index].clone())
     seconds = time.perf_counter() - start
     features = {k: torch.stack(v) for k, v in record.items()}
     switched = features["r_hrs_ohm"] > 2 * features["r_lrs_ohm"]

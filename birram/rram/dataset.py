@@ -6,6 +6,11 @@ physical device (one device-to-device draw) is cycled at every level, each level
 high-resistance state; each sample is one recorded cycle of one device at one level. Devices
 are split into train and test, so test devices are never seen in training.
 
+The ``trace`` view is the RESET half of the cycle (0 -> -V_max -> 0) as log10 |I| at
+``trace_points`` voltages, standardised per position with train statistics. The SET half is
+left out on purpose: an ideal source-measure unit prints I_CC itself on it as a flat plateau,
+which would make the label readable from a single point.
+
 Cycles that do not reach the compliance current by ``v_set_max`` are kept by default: a real
 measurement campaign records them too, and dropping them would leak the label through the
 selection (``drop_failed=True`` removes them from both splits).
@@ -13,6 +18,7 @@ selection (``drop_failed=True`` removes them from both splits).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io as _io
@@ -20,6 +26,7 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -86,8 +93,8 @@ class RRAMDatasetConfig:
     @classmethod
     def small(cls, **changes: object) -> RRAMDatasetConfig:
         """A few seconds' worth: for tests and quick looks."""
-        base = {"n_levels": 4, "icc_min_a": 10e-6, "icc_max_a": 1e-3, "n_train_devices": 24,
-                "n_test_devices": 8, "cycles": 3, "trace_points": 32}
+        base = {"n_levels": 4, "icc_min_a": 10e-6, "icc_max_a": 1e-3, "n_train_devices": 12,
+                "n_test_devices": 4, "cycles": 2, "trace_points": 32, "sweep_step_v": 0.01}
         return cls(**{**base, **changes})  # type: ignore[arg-type]
 
     @property
@@ -114,7 +121,7 @@ class RRAMSamples:
     """Raw (unstandardised) samples: one row per recorded cycle of one device at one level."""
 
     features: np.ndarray  # [S, 5] log R_LRS, log R_HRS, V_set, V_reset, log I_reset
-    traces: np.ndarray  # [S, trace_points] log10 |I| along the sweep
+    traces: np.ndarray  # [S, trace_points] log10 |I| along the RESET half-sweep
     labels: np.ndarray  # [S] compliance level index, 0 = lowest
     device_ids: np.ndarray  # [S] physical device
     cycle: np.ndarray  # [S]
@@ -127,8 +134,25 @@ class RRAMSamples:
         return {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """The simulator issues many small tensor operations: extra intra-op threads only add
+    contention (badly so on a shared machine), so run them on one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def generate_rram_samples(cfg: RRAMDatasetConfig) -> RRAMSamples:
     """Simulate the whole population (all levels and devices in one batch)."""
+    with single_thread():
+        return _generate(cfg)
+
+
+def _generate(cfg: RRAMDatasetConfig) -> RRAMSamples:
     params = get_params(cfg.params)
     levels = torch.as_tensor(cfg.levels_a, dtype=torch.float64)
     n = cfg.n_levels * cfg.n_devices
@@ -139,7 +163,7 @@ def generate_rram_samples(cfg: RRAMDatasetConfig) -> RRAMSamples:
     result = run_cycles(params, levels[level_of], n, cfg.cycles, variability=var, seed=cfg.seed,
                         sweep=sweep, compliance_mode=cfg.compliance_mode,
                         warmup_cycles=cfg.warmup_cycles, trace_points=cfg.trace_points,
-                        device_ids=device_of, n_devices=cfg.n_devices)
+                        device_ids=device_of, n_devices=cfg.n_devices, trace_span="reset")
     f = result.features
     feats = torch.stack([f["r_lrs_ohm"].log(), f["r_hrs_ohm"].log(), f["v_set_v"],
                          f["v_reset_v"], f["i_reset_a"].clamp_min(1e-12).log()], -1)

@@ -50,8 +50,9 @@ def reset_point(volts: Tensor, current: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def trace_vector(current: Tensor, points: int) -> Tensor:
-    """The I-V trace as a fixed-length vector: log10|I| resampled at ``points`` evenly spaced
-    positions along the sweep (linear interpolation), one row per device."""
+    """An I-V trace as a fixed-length vector, one row per device: ``log10 |I|`` (I in A)
+    resampled at ``points`` evenly spaced positions along the sweep (linear interpolation).
+    Every device sees the same voltage waveform, so position encodes voltage."""
     log_i = torch.log10(current.abs().clamp_min(CURRENT_FLOOR_A)).T  # [n, steps]
     steps = log_i.shape[1]
     pos = torch.linspace(0, steps - 1, points, dtype=torch.float64)

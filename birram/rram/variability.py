@@ -23,9 +23,12 @@ Sigmas = tuple[tuple[str, float], ...]
 # Log-normal sigmas at scale 1 for the gap + filament model (see RRAM_PHYSICS.md, section 7).
 FILAMENT_D2D: Sigmas = (("l0_m", 0.08), ("ea_ev", 0.02), ("rho_ohm_m", 0.10),
                         ("width_vel0_m_per_s", 0.15), ("vel0_m_per_s", 0.15), ("ei_ev", 0.02),
-                        ("rth_k_per_w", 0.10))
+                        ("rth_k_per_w", 0.10), ("i0_a", 0.15), ("width_min_m", 0.15))
+# The residual filament left by RESET, and so the current right after the gap closes, varies
+# from cycle to cycle as well: dissolution and contact current get their own spread.
 FILAMENT_C2C: Sigmas = (("ea_ev", 0.01), ("vel0_m_per_s", 0.15),
-                        ("width_vel0_m_per_s", 0.15), ("ei_ev", 0.01))
+                        ("width_vel0_m_per_s", 0.15), ("ei_ev", 0.01), ("dissolution", 0.15),
+                        ("i0_a", 0.10))
 # Gap-only models: spread the current scale, the gap rate and the activation energy.
 GAP_D2D: Sigmas = (("i0_a", 0.2), ("vel0_m_per_s", 0.15), ("ea_ev", 0.02), ("gamma0", 0.02))
 GAP_C2C: Sigmas = (("vel0_m_per_s", 0.15), ("ea_ev", 0.01))

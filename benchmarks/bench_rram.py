@@ -9,6 +9,10 @@ levels) runs full DC SET/RESET cycles. Two rates are reported:
 
 Usage: ``python benchmarks/bench_rram.py [--devices 10000] [--cycles 2] [--device cpu|cuda]
 [--dtype float64|float32] [--threads N] [--out bench_rram.json]``
+
+``--dataset`` instead times the generation of the default compliance-level dataset (no cache)
+and measures its joint upper bound: an MLP (2 x 400, ReLU, Adam) trained on all levels at once,
+for both input views.
 """
 
 from __future__ import annotations
@@ -28,12 +32,12 @@ from birram.rram.variability import Variability, device_params, draw_normals
 
 
 def run(devices: int, cycles: int, device: str, dtype: torch.dtype) -> dict[str, float]:
-    torch.set_default_device(device)
-    gen = torch.Generator(device=device).manual_seed(0)
     var = Variability(scale=2.0)
     cpu_gen = torch.Generator().manual_seed(0)
     z = {k: v.to(device) for k, v in draw_normals(var.d2d, devices, cpu_gen).items()}
-    p = device_params(FILAMENT, var, z)
+    torch.set_default_device(device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    p = device_params(FILAMENT, var, z).to(dtype)
     icc = torch.logspace(-5, -3, 10, dtype=torch.float64).repeat_interleave(
         (devices + 9) // 10)[:devices].to(device)
     opts = IntegratorOptions(dtype=dtype)
@@ -73,6 +77,37 @@ def run(devices: int, cycles: int, device: str, dtype: torch.dtype) -> dict[str,
             "full_batch_device_steps_per_s": devices / step_s}
 
 
+def dataset_upper_bound(epochs: int = 40) -> dict[str, float]:
+    from birram.rram.dataset import RRAMDatasetConfig, generate_rram_samples, to_array_dataset
+
+    cfg = RRAMDatasetConfig()
+    start = time.perf_counter()
+    samples = generate_rram_samples(cfg)
+    result: dict[str, float] = {"generation_s": time.perf_counter() - start,
+                                "samples": float(len(samples.labels))}
+    for view in ("features", "trace"):
+        data = to_array_dataset(samples, view)  # type: ignore[arg-type]
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(data.x_train.shape[1], 400), torch.nn.ReLU(),
+                                  torch.nn.Linear(400, 400), torch.nn.ReLU(),
+                                  torch.nn.Linear(400, data.n_classes))
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(epochs):
+            for idx in torch.randperm(len(data.y_train), generator=gen).split(128):
+                loss = torch.nn.functional.cross_entropy(net(data.x_train[idx]),
+                                                         data.y_train[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            acc = (net(data.x_test).argmax(1) == data.y_test).float().mean().item()
+        result[f"upper_bound_{view}"] = acc
+        print(f"{view:>8}: joint MLP test accuracy {acc * 100:.1f} %")
+    print(f"generated {int(result['samples'])} samples in {result['generation_s']:.1f} s")
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=10_000)
@@ -81,9 +116,15 @@ def main() -> None:
     ap.add_argument("--dtype", default="float64,float32")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("bench_rram.json"))
+    ap.add_argument("--dataset", action="store_true", help="dataset time and upper bound")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.dataset:
+        io.write_json(args.out, {"torch": torch.__version__,
+                                 **dataset_upper_bound()})
+        print(f"wrote {args.out}")
+        return
     rows = []
     for name in args.dtype.split(","):
         dtype = getattr(torch, name)

@@ -131,6 +131,7 @@ def simulate(p: TensorParams, wave: Waveform, compliance: Compliance, state: Dev
     """
     opts = options or IntegratorOptions()
     dtype = opts.dtype
+    p = p.to(dtype)
     n = state.gap_m.numel()
     cur = _Batch(state.gap_m.to(dtype).clone(), state.width_m.to(dtype).clone(),
                  state.temp_k.to(dtype).clone(), torch.zeros(n, dtype=dtype),

@@ -41,6 +41,12 @@ class TensorParams:
             setattr(self, key, value)
         self.series = base.rho_ohm_m > 0 or base.r_series_ohm > 0
 
+    def to(self, dtype: torch.dtype) -> TensorParams:
+        """The same parameters with per-device tensors in ``dtype``."""
+        if all(v.dtype == dtype for v in self.per_device.values()):
+            return self
+        return TensorParams(self.base, {k: v.to(dtype) for k, v in self.per_device.items()})
+
     def subset(self, idx: Tensor) -> TensorParams:
         """The parameters of the devices ``idx`` only."""
         return TensorParams(self.base, {k: v[idx] for k, v in self.per_device.items()})

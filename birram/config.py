@@ -71,6 +71,7 @@ class MethodConfig(Strict):
     gate_prop: float = Field(default=0.8, ge=0, lt=1)
     gate_by: Literal["class", "task"] = "class"  # what chooses the decoder gate (and GMM mode)
     recon_loss: Literal["auto", "bce", "mse"] = "auto"
+    kl_weight: float = Field(default=1.0, gt=0)  # VAE KL weight (1: the reference's ELBO)
     generator_hidden: list[int] | None = None  # separate generator's layers; None: as the model
 
 

@@ -93,6 +93,7 @@ class BIR(Method):
         z_dim: int = 100,
         temperature: float = 2.0,
         recon_loss: ReconLoss = "auto",
+        kl_weight: float = 1.0,
         gate_by: GateBy = "class",
         extractor: nn.Module | None = None,
         generator_hidden: list[int] | None = None,
@@ -113,6 +114,9 @@ class BIR(Method):
         self.internal, self.distill = internal, distill
         self.gate_prop, self.z_dim, self.temperature = gate_prop, z_dim, temperature
         self.recon_loss: ReconLoss = recon_loss
+        if kl_weight <= 0:
+            raise ConfigError(f"kl_weight={kl_weight} must be > 0")
+        self.kl_weight = kl_weight
         self.gate_by: GateBy = gate_by
         self.extractor = freeze(extractor)
         self.generator_hidden = list(generator_hidden) if generator_hidden else None
@@ -148,7 +152,9 @@ class BIR(Method):
         self._replay_dim = self._feat_dim if self.internal else raw_dim
         # The reference divides the KL term by the number of raw input elements (also for
         # internal replay), matching reconstruction losses that are averaged per element.
-        self._kl_scale = 1.0 / raw_dim
+        # kl_weight < 1 (a beta-VAE) sharpens samples of low-dimensional inputs, where the
+        # per-element normalisation leaves the KL term too strong.
+        self._kl_scale = self.kl_weight / raw_dim
         if self.recon_loss == "auto":
             x = p.tasks[0].x_train
             in_unit_range = bool(x.min() >= 0) and bool(x.max() <= 1)
@@ -428,11 +434,11 @@ class DGR(BIR):
 
     def __init__(self, distill: bool = False, z_dim: int = 100, recon_loss: ReconLoss = "auto",
                  generator_hidden: list[int] | None = None, temperature: float = 2.0,
-                 regularisers: list[Regulariser] | None = None) -> None:
+                 kl_weight: float = 1.0, regularisers: list[Regulariser] | None = None) -> None:
         super().__init__(feedback=False, conditional=False, gating=False, internal=False,
                          distill=distill, gate_prop=0.0, z_dim=z_dim, temperature=temperature,
-                         recon_loss=recon_loss, generator_hidden=generator_hidden,
-                         regularisers=regularisers)
+                         recon_loss=recon_loss, kl_weight=kl_weight,
+                         generator_hidden=generator_hidden, regularisers=regularisers)
         self.name = "dgr-distill" if distill else "dgr"
 
 

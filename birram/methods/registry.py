@@ -89,7 +89,8 @@ def _bir_factory(**switches: bool) -> Factory:
             flags["internal"] = False
         return BIR(**flags, gate_prop=cfg.gate_prop, z_dim=cfg.z_dim,
                    temperature=cfg.distill_temperature, recon_loss=cfg.recon_loss,
-                   gate_by=cfg.gate_by, generator_hidden=cfg.generator_hidden,
+                   kl_weight=cfg.kl_weight, gate_by=cfg.gate_by,
+                   generator_hidden=cfg.generator_hidden,
                    extractor=extractor if flags["internal"] else None, regularisers=regs)
 
     return build
@@ -100,6 +101,7 @@ def _dgr_factory(distill: bool) -> Factory:
         from birram.methods.generative import DGR
 
         return DGR(distill=distill, z_dim=cfg.z_dim, recon_loss=cfg.recon_loss,
+                   kl_weight=cfg.kl_weight,
                    generator_hidden=cfg.generator_hidden,
                    temperature=cfg.distill_temperature)
 

@@ -30,8 +30,10 @@ def register(app: typer.Typer) -> None:
         if order not in ("increasing", "decreasing"):
             raise ConfigError(f"--order must be increasing or decreasing, got {order!r}")
         preset = "rram-demo-quick" if quick else "rram-demo"
-        class_order = None if order == "increasing" else list(range(9, -1, -1))
         cfg = build(preset, [], seeds=parse_list(seeds, int, "--seeds"), view=view,
-                    class_order=class_order, device=device)
+                    device=device, export=True)
+        if order == "decreasing":
+            levels = int(cfg.data.rram.get("n_levels", 10))
+            cfg.data.class_order = list(range(levels - 1, -1, -1))
         path = execute(cfg, out, resume)
         typer.echo(f"Report: {path / 'report.md'}")

@@ -12,7 +12,6 @@ machine (compare them only on the same one).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path

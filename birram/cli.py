@@ -2,41 +2,23 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from birram.cli_support import console, err_console, friendly_errors
 from birram.config import RunConfig, available_presets, load_preset, resolve
-from birram.errors import BirramError, ConfigError
+from birram.errors import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Continual learning with brain-inspired replay, and an RRAM simulator.")
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly_errors(func: F) -> F:
-    """Turn errors the user can fix into one line on stderr and exit code 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except BirramError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def parse_list(text: str | None, kind: type, option: str) -> list | None:

@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 import csv
-import functools
 import io as _io
 import math
 import sys
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import typer
 
 from birram import io
-from birram.errors import BirramError, ConfigError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly(func: F) -> F:
-    """Errors the user can fix: one line on stderr, exit code 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except BirramError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
+from birram.cli_support import friendly_errors
+from birram.errors import ConfigError
 
 
 def parse_currents(text: str) -> list[float]:
@@ -139,7 +122,7 @@ def register(app: typer.Typer) -> None:
     """Add the RRAM commands to the main ``birram`` app."""
 
     @app.command("simulate")
-    @_friendly
+    @friendly_errors
     def simulate(
         params: str = typer.Option("filament", help="Parameter set: stanford-v1, stanford-asu, "
                                    "alox, hfo2, filament."),
@@ -165,7 +148,7 @@ def register(app: typer.Typer) -> None:
                    f"R_LRS ~ I_CC^{summary['r_lrs_exponent']:.2f}; wrote {out}")
 
     @app.command("dataset")
-    @_friendly
+    @friendly_errors
     def dataset(
         view: str = typer.Option("features", help="features or trace."),
         small: bool = typer.Option(False, help="The small test-sized configuration."),

@@ -29,7 +29,9 @@ class Strict(BaseModel):
 class DataConfig(Strict):
     protocol: str = "split-fashion"  # see birram.protocol_registry.PROTOCOLS
     n_tasks: int | None = Field(default=None, ge=1)  # None: the protocol's standard number
-    class_order: list[int] | None = None  # None: natural order (or the protocol's)
+    # None: natural order; "seeded": a random order drawn from each run's seed, as the
+    # reference BI-R code does (numpy's permutation for that seed), so seeds differ in tasks.
+    class_order: list[int] | Literal["seeded"] | None = None
     data_dir: Path | None = None
     download: bool = False
     view: Literal["features", "trace"] = "features"  # RRAM protocols only

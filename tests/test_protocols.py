@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -79,3 +80,13 @@ def test_permuted_protocol_labels_and_pixels():
 def test_bad_protocol_settings(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         split_protocol(blobs(n_classes=4), **kwargs)
+
+
+def test_seeded_class_order_follows_numpy_permutation_per_seed():
+    from birram.data.registry import seeded_class_order
+
+    order = seeded_class_order(10, 1)
+    permutation = np.random.RandomState(1).permutation(10)
+    # class c gets label permutation[c]; the order lists classes by their new label
+    assert [int(permutation[c]) for c in order] == list(range(10))
+    assert seeded_class_order(10, 1) == order and seeded_class_order(10, 2) != order

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from birram.config import DataConfig
 from birram.data.protocols import Protocol, permuted_protocol, split_protocol
 from birram.data.types import ArrayDataset
@@ -64,4 +66,14 @@ def build_protocol(cfg: DataConfig, scenario: str, data: ArrayDataset | None = N
     if spec.kind == "permuted":
         return permuted_protocol(data, scenario, n_tasks, seed=permutation_seed,
                                  name=cfg.protocol)
-    return split_protocol(data, scenario, n_tasks, cfg.class_order, name=cfg.protocol)
+    order = cfg.class_order
+    if order == "seeded":
+        order = seeded_class_order(data.n_classes, permutation_seed)
+    return split_protocol(data, scenario, n_tasks, order, name=cfg.protocol)
+
+
+def seeded_class_order(n_classes: int, seed: int) -> list[int]:
+    """The class order the reference code uses for ``seed``: class c gets label p[c] of
+    numpy's permutation, so task t holds the classes whose labels are 2t and 2t + 1."""
+    permutation = np.random.RandomState(seed).permutation(n_classes)
+    return np.argsort(permutation).tolist()

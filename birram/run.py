@@ -91,8 +91,11 @@ def run_seed(
     checkpoint = run_dir / "checkpoint.pt"
     state = load_checkpoint(checkpoint, method, ctx) if resume and checkpoint.exists() else None
     started = time.perf_counter()
-    state = train_continual(method, ctx, progress=progress, state=state,
-                            on_task_end=lambda c, s: save_checkpoint(checkpoint, method, c, s))
+    def on_task_end(c: Context, s: RunState) -> None:
+        save_replay_samples(method, c, run_dir)
+        save_checkpoint(checkpoint, method, c, s)
+
+    state = train_continual(method, ctx, progress=progress, state=state, on_task_end=on_task_end)
     wall = time.perf_counter() - started
     result = finish_seed(cfg, method_name, seed, method, ctx, state, run_dir, wall)
     io.write_with(run_dir / "model.pt", lambda f: torch.save(ctx.model.state_dict(), f))
@@ -102,6 +105,14 @@ def run_seed(
         export_model(method, ctx, run_dir / "model.pt2")
     checkpoint.unlink(missing_ok=True)
     return result
+
+
+def save_replay_samples(method: Method, ctx: Context, run_dir: Path) -> None:
+    """For generative replay: a grid of what the model would replay after this task."""
+    from birram.methods.generative import BIR, sample_grid
+
+    if isinstance(method, BIR):
+        sample_grid(method, ctx, run_dir / f"replay_samples_task{ctx.task + 1}.png")
 
 
 def finish_seed(cfg: RunConfig, method_name: str, seed: int, method: Method, ctx: Context,

@@ -30,6 +30,8 @@ def register(app: typer.Typer) -> None:
         if order not in ("increasing", "decreasing"):
             raise ConfigError(f"--order must be increasing or decreasing, got {order!r}")
         preset = "rram-demo-quick" if quick else "rram-demo"
+        if view == "trace" and not quick:
+            preset, view = "rram-demo-trace", None  # the preset sizes the network for traces
         cfg = build(preset, [], seeds=parse_list(seeds, int, "--seeds"), view=view,
                     device=device, export=True)
         if order == "decreasing":

@@ -112,3 +112,11 @@ def test_bad_dataset_config_is_refused(change):
 def test_bad_view_is_refused(samples):
     with pytest.raises(ConfigError, match="view"):
         ds.to_array_dataset(samples, "pixels")  # type: ignore[arg-type]
+
+
+def test_labels_are_balanced_in_both_splits(small_cfg, samples):
+    data = ds.to_array_dataset(samples, "features")
+    for labels, devices in ((data.y_train, small_cfg.n_train_devices),
+                            (data.y_test, small_cfg.n_test_devices)):
+        counts = torch.bincount(labels, minlength=small_cfg.n_levels)
+        assert counts.tolist() == [devices * small_cfg.cycles] * small_cfg.n_levels

@@ -186,8 +186,11 @@ def run(
                 class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
                 download=download, view=view, extractor=extractor, device=device,
                 threads=threads, export=export)
-    if len(cfg.methods) != 1 or len(cfg.seeds) != 1:
-        cfg = cfg.model_copy(update={"methods": cfg.methods[:1], "seeds": cfg.seeds[:1]})
+    if len(cfg.methods) != 1:
+        raise ConfigError(f"run trains one method; pass --method (the preset lists "
+                          f"{', '.join(cfg.methods)}) or use `birram compare`")
+    if len(cfg.seeds) != 1:  # a preset's seed list: run takes its first seed
+        cfg = cfg.model_copy(update={"seeds": cfg.seeds[:1]})
     execute(cfg, out, resume)
 
 

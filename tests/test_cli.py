@@ -25,6 +25,7 @@ def invoke(*args):
     (["run", "--set", "nonsense"], "--set expects SECTION.FIELD=VALUE"),
     (["run", "--device", "cuda:7"], "device"),
     (["presets", "nope"], "unknown preset"),
+    (["run", "--preset", "split-fashion-class"], "run trains one method; pass --method"),
 ])
 def test_bad_input_is_one_line_with_exit_code_2(args, needle):
     result = invoke(*args)

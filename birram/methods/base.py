@@ -69,6 +69,7 @@ class Batch:
     y: torch.Tensor
     task_ids: torch.Tensor
     mask: torch.Tensor  # bool [B, n_outputs]: which outputs the loss may use
+    logits: torch.Tensor | None = None  # the model's output on x, once the loss computed it
 
 
 @dataclass
@@ -165,8 +166,8 @@ class Method:
 
     # -- each step ------------------------------------------------------------------------
     def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = ctx.model(batch.x)
-        loss = F.cross_entropy(masked(logits, batch.mask), batch.y)
+        batch.logits = ctx.model(batch.x)
+        loss = F.cross_entropy(masked(batch.logits, batch.mask), batch.y)
         return loss, {"loss_current": loss.detach()}
 
     def replay_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict] | None:

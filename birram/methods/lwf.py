@@ -37,7 +37,9 @@ class LwF(Method):
             teacher_mask = ctx.masks[ctx.task - 1].expand_as(batch.mask)
         with torch.no_grad():
             teacher = masked(self.previous(batch.x), teacher_mask)
-        student = masked(ctx.model(batch.x), ctx.sample_mask(task_ids))
+        # The replayed inputs are the current ones: reuse the forward pass of the current loss.
+        logits = batch.logits if batch.logits is not None else ctx.model(batch.x)
+        student = masked(logits, ctx.sample_mask(task_ids))
         loss = distillation_loss(student, teacher, self.temperature)
         return loss, {"loss_replay": loss.detach()}
 

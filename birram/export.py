@@ -8,7 +8,6 @@ of ExecuTorch and other ahead-of-time runtimes; ONNX is written too when ``onnx`
 
 from __future__ import annotations
 
-import io as _io
 from pathlib import Path
 
 import torch
@@ -41,9 +40,7 @@ def export_model(method: Method, ctx: Context, path: Path) -> Path:
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     with torch.no_grad():
         program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    buffer = _io.BytesIO()
-    torch.export.save(program, buffer)
-    io.write_bytes(path, buffer.getvalue())
+    io.write_with(path, lambda f: torch.export.save(program, f))
     return path
 
 

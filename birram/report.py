@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io as _io
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,10 +61,10 @@ def csv_table(summary: dict[str, Any]) -> str:
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
-    buffer = _io.BytesIO()
-    fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=130, bbox_inches="tight")
+    """Write ``fig`` atomically in the format its suffix names (PNG by default), then close it."""
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    io.write_with(path, lambda f: fig.savefig(f, format=fmt, dpi=130, bbox_inches="tight"))
     plt.close(fig)
-    io.write_bytes(path, buffer.getvalue())
 
 
 def plot_accuracy_curves(summary: dict[str, Any], path: Path, title: str,

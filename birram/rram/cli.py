@@ -77,9 +77,7 @@ def simulate_command(params: str, icc: str, devices: int, cycles: int, out: Path
               "cycle": np.broadcast_to(np.arange(cycles)[:, None], (cycles, n)),
               "levels_a": levels, "trace": result.traces.numpy(),
               "iv_volts": result.iv_volts.numpy(), "iv_current": iv}
-    buffer = _io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    io.write_bytes(out / "rram_simulation.npz", buffer.getvalue())
+    io.write_with(out / "rram_simulation.npz", lambda f: np.savez_compressed(f, **arrays))
     _write_csv(out / "features.csv", arrays, (*FEATURE_NAMES, "i_set_max_a"))
     r_lrs = feats["r_lrs_ohm"].ravel()
     slope = plots.power_law_exponent(icc_of.ravel(), r_lrs) if n_levels > 1 else float("nan")

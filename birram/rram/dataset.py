@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import io as _io
 import json
 import math
 import os
@@ -198,10 +197,8 @@ def load_rram_samples(cfg: RRAMDatasetConfig, cache_dir: Path | None = None) -> 
             warnings.warn(f"cached RRAM dataset {path} is unreadable ({err}); regenerating",
                           stacklevel=2)
     samples = generate_rram_samples(cfg)
-    buffer = _io.BytesIO()
-    np.savez(buffer, **samples.arrays())
     try:
-        io.write_bytes(path, buffer.getvalue())
+        io.write_with(path, lambda f: np.savez(f, **samples.arrays()))
     except OSError as err:
         raise DataError(f"cannot write the RRAM dataset cache {path}: {err}") from None
     return samples

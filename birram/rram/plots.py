@@ -9,19 +9,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 
-from birram import io  # noqa: E402
+from birram.report import save_figure  # noqa: E402
 
 
 def current_label(icc_a: float) -> str:
     return f"{icc_a * 1e3:.3g} mA" if icc_a >= 1e-3 else f"{icc_a * 1e6:.3g} uA"
-
-
-def save(fig: Figure, path: Path) -> None:
-    fmt = Path(path).suffix.lstrip(".") or "png"
-    io.write_with(path, lambda f: fig.savefig(f, format=fmt, dpi=130, bbox_inches="tight"))
-    plt.close(fig)
 
 
 def iv_curves(volts: np.ndarray, currents: np.ndarray, levels_a: np.ndarray, path: Path,
@@ -48,7 +41,7 @@ def iv_curves(volts: np.ndarray, currents: np.ndarray, levels_a: np.ndarray, pat
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    save(fig, path)
+    save_figure(fig, path)
 
 
 def iv_overlay(volts: np.ndarray, currents: np.ndarray, levels_a: np.ndarray, path: Path,
@@ -65,7 +58,7 @@ def iv_overlay(volts: np.ndarray, currents: np.ndarray, levels_a: np.ndarray, pa
     ax.legend(title="I_CC", fontsize=7, ncol=2)
     ax.set_title(title or "simulated DC cycles")
     fig.tight_layout()
-    save(fig, path)
+    save_figure(fig, path)
 
 
 def r_lrs_vs_icc(icc_a: np.ndarray, r_lrs: np.ndarray, path: Path,
@@ -83,7 +76,7 @@ def r_lrs_vs_icc(icc_a: np.ndarray, r_lrs: np.ndarray, path: Path,
         ax.set_title(f"R_LRS ~ I_CC^{slope:.2f}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    save(fig, path)
+    save_figure(fig, path)
 
 
 def feature_distributions(features: dict[str, np.ndarray], labels: np.ndarray,
@@ -101,7 +94,7 @@ def feature_distributions(features: dict[str, np.ndarray], labels: np.ndarray,
             ax.hist(data[labels == k], bins=bins, color=colours[k], alpha=0.5)
         ax.set_xlabel(f"log10 {name}" if log else name, fontsize=9)
     fig.tight_layout()
-    save(fig, path)
+    save_figure(fig, path)
 
 
 def power_law_exponent(icc_a: np.ndarray, r_lrs: np.ndarray) -> float:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from birram.data.protocols import Protocol
+from birram.data.protocols import Protocol, Task
 from birram.methods.base import Batch, Context, Method, TrainingSet, TrainSettings
 
 ProgressFn = Callable[[int, int, int], None]  # (task, iteration, iterations per task)
@@ -57,6 +57,17 @@ class EpochSampler:
         return idx
 
 
+def predicted_outputs(method: Method, ctx: Context, task: Task, mask: torch.Tensor
+                      ) -> torch.Tensor:
+    """The method's prediction for every test input of ``task``, batched, within ``mask``."""
+    mask = mask.to(ctx.device)
+    batch = ctx.settings.eval_batch_size
+    preds = [method.predict(ctx, task.x_test[start : start + batch])
+             .masked_fill(~mask, float("-inf")).argmax(1)
+             for start in range(0, task.x_test.shape[0], batch)]
+    return torch.cat(preds) if preds else task.y_test.new_empty(0)
+
+
 @torch.no_grad()
 def evaluate(method: Method, ctx: Context, trained_up_to: int,
              task_indices: list[int] | None = None) -> list[float]:
@@ -66,13 +77,8 @@ def evaluate(method: Method, ctx: Context, trained_up_to: int,
     accuracies = []
     indices = range(ctx.protocol.n_tasks) if task_indices is None else task_indices
     for task in (ctx.protocol.tasks[i] for i in indices):
-        mask = ctx.protocol.eval_mask(trained_up_to, task.index).to(ctx.device)
-        correct = torch.zeros((), device=ctx.device)
-        for start in range(0, task.x_test.shape[0], ctx.settings.eval_batch_size):
-            x = task.x_test[start : start + ctx.settings.eval_batch_size]
-            y = task.y_test[start : start + ctx.settings.eval_batch_size]
-            scores = method.predict(ctx, x).masked_fill(~mask, float("-inf"))
-            correct += (scores.argmax(1) == y).sum()
+        mask = ctx.protocol.eval_mask(trained_up_to, task.index)
+        correct = (predicted_outputs(method, ctx, task, mask) == task.y_test).sum()
         accuracies.append(float(correct) / max(task.x_test.shape[0], 1))
     ctx.model.train(was_training)
     return accuracies
@@ -83,15 +89,9 @@ def predictions(method: Method, ctx: Context) -> tuple[torch.Tensor, torch.Tenso
     """Predicted and true outputs over every test set, masked as after the last task."""
     ctx.model.eval()
     last = ctx.protocol.n_tasks - 1
-    preds, truth = [], []
-    for task in ctx.protocol.tasks:
-        mask = ctx.protocol.eval_mask(last, task.index).to(ctx.device)
-        for start in range(0, task.x_test.shape[0], ctx.settings.eval_batch_size):
-            x = task.x_test[start : start + ctx.settings.eval_batch_size]
-            scores = method.predict(ctx, x).masked_fill(~mask, float("-inf"))
-            preds.append(scores.argmax(1).cpu())
-        truth.append(task.y_test.cpu())
-    return torch.cat(preds), torch.cat(truth)
+    preds = [predicted_outputs(method, ctx, task, ctx.protocol.eval_mask(last, task.index)).cpu()
+             for task in ctx.protocol.tasks]
+    return torch.cat(preds), torch.cat([task.y_test.cpu() for task in ctx.protocol.tasks])
 
 
 def make_context(protocol: Protocol, settings: TrainSettings, seed: int,

@@ -143,9 +143,7 @@ def write_experiment_report(out_dir: Path, cfg: RunConfig, summary: dict[str, An
         run_dir = out_dir / result.method / f"seed-{result.seed}"
         plot_accuracy_matrix(result.accuracy_matrix, run_dir / "accuracy_matrix.png",
                              f"{result.method}: accuracy matrix (seed {result.seed})")
-        conf = np.loadtxt(run_dir / "confusion.csv", delimiter=",", skiprows=1,
-                          dtype=np.int64)[:, 1:]
-        plot_confusion(conf, result.metrics["output_names"], run_dir / "confusion.png",
+        plot_confusion(result.confusion, result.metrics["output_names"], run_dir / "confusion.png",
                        f"{result.method}: confusion after the last task")
     write_report_page(out_dir, cfg, summary)
 

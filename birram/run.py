@@ -45,6 +45,7 @@ class SeedResult:
     metrics: dict[str, Any]
     wall_seconds: float
     iterations_per_second: float
+    confusion: np.ndarray  # C[true, predicted] over every test set after the last task
 
 
 def resolve_device(name: str) -> torch.device:
@@ -142,15 +143,18 @@ def finish_seed(cfg: RunConfig, method_name: str, seed: int, method: Method, ctx
     io.write_text(run_dir / "confusion.csv",
                   matrix_csv(conf, fmt="{:d}", rows="true", columns="predicted_", first=0))
     io.write_json(run_dir / "metrics.json", metrics)
-    return SeedResult(method_name, seed, r, b, metrics, wall, metrics["iterations_per_second"])
+    return SeedResult(method_name, seed, r, b, metrics, wall, metrics["iterations_per_second"],
+                      conf)
 
 
 def load_seed_result(run_dir: Path) -> SeedResult:
     cfg = json.loads((run_dir / "config.json").read_text())
     m = json.loads((run_dir / "metrics.json").read_text())
+    confusion = np.loadtxt(run_dir / "confusion.csv", delimiter=",", skiprows=1,
+                           dtype=np.int64, ndmin=2)[:, 1:]
     return SeedResult(cfg["method_name"], cfg["seed"], np.array(m["accuracy_matrix"]),
                       np.array(m["random_init_accuracies"]), m, m["wall_seconds"],
-                      m["iterations_per_second"])
+                      m["iterations_per_second"], confusion)
 
 
 def matrix_csv(r: np.ndarray, fmt: str = "{:.6f}", rows: str = "after_task",

@@ -125,3 +125,13 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
     resumed = run_experiment(cfg, tmp_path / "cut", data=blobs(n_classes=4))
     for a, b in zip(full.results, resumed.results):
         np.testing.assert_allclose(a.accuracy_matrix, b.accuracy_matrix)
+
+
+def test_finished_runs_are_loaded_not_retrained(tmp_path):
+    cfg = experiment_config(["none"])
+    first = run_experiment(cfg, tmp_path, data=blobs(n_classes=4))
+    again = run_experiment(cfg, tmp_path, data=blobs(n_classes=4))
+    for a, b in zip(first.results, again.results):
+        np.testing.assert_array_equal(a.accuracy_matrix, b.accuracy_matrix)
+        np.testing.assert_array_equal(a.confusion, b.confusion)
+        assert a.wall_seconds == b.wall_seconds  # read back, not measured again

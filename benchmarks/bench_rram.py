@@ -4,11 +4,15 @@ A batch of devices (default 10,000, the gap + filament model with variability, t
 levels) runs full DC SET/RESET cycles. Two rates are reported:
 
 - voltage points: devices x points of the applied waveform per second (what a user asks for);
-- integrator steps: device x time-step updates actually computed per second (one full-batch
-  step per voltage point, plus the adaptive sub-steps of the devices that are switching).
+- integrator sub-steps: device x time-step updates actually computed per second (one per
+  voltage point, plus the adaptive sub-steps of the devices that are switching).
+
+Both backends run on the CPU: ``compiled`` (the fused numba kernel, float64) and ``torch``
+(tensor operations over the batch, float64 and float32; the GPU path). Ratios between them are
+measured in the same run.
 
 Usage: ``python benchmarks/bench_rram.py [--devices 10000] [--cycles 2] [--device cpu|cuda]
-[--dtype float64|float32] [--threads N] [--out bench_rram.json]``
+[--backends compiled,torch] [--dtype float64,float32] [--threads N] [--out bench_rram.json]``
 
 ``--dataset`` instead times the generation of the default compliance-level dataset (no cache)
 and measures its joint upper bound: an MLP (2 x 400, ReLU, Adam) trained on all levels at once,
@@ -31,7 +35,8 @@ from birram.rram.params import FILAMENT
 from birram.rram.variability import Variability, device_params, draw_normals
 
 
-def run(devices: int, cycles: int, device: str, dtype: torch.dtype) -> dict[str, float]:
+def run(devices: int, cycles: int, device: str, dtype: torch.dtype,
+        backend: str) -> dict[str, float]:
     var = Variability(scale=2.0)
     cpu_gen = torch.Generator().manual_seed(0)
     z = {k: v.to(device) for k, v in draw_normals(var.d2d, devices, cpu_gen).items()}
@@ -40,7 +45,7 @@ def run(devices: int, cycles: int, device: str, dtype: torch.dtype) -> dict[str,
     p = device_params(FILAMENT, var, z).to(dtype)
     icc = torch.logspace(-5, -3, 10, dtype=torch.float64).repeat_interleave(
         (devices + 9) // 10)[:devices].to(device)
-    opts = IntegratorOptions(dtype=dtype)
+    opts = IntegratorOptions(dtype=dtype, backend=backend)  # type: ignore[arg-type]
     state = initial_state(p, devices, dtype)
     waves = [sweep_half(1.5), sweep_half(-1.6)]
     # warm-up cycle (allocations, caches), not timed
@@ -57,6 +62,14 @@ def run(devices: int, cycles: int, device: str, dtype: torch.dtype) -> dict[str,
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+    result = {"devices": devices, "cycles": cycles, "seconds": seconds,
+              "voltage_points_per_s": devices * points / seconds,
+              "device_substeps_per_s": iters / seconds,
+              "substeps_per_point": iters / (devices * points)}
+    torch.set_default_device("cpu")
+    if backend == "compiled":
+        return result
+    torch.set_default_device(device)
     # one full-batch step in isolation: the pure per-step cost
     b = _Batch(state.gap_m, state.width_m, state.temp_k, torch.zeros(devices, dtype=dtype),
                torch.full((devices,), 5e-7, dtype=dtype), icc.to(dtype))
@@ -69,11 +82,7 @@ def run(devices: int, cycles: int, device: str, dtype: torch.dtype) -> dict[str,
         torch.cuda.synchronize()
     step_s = (time.perf_counter() - t0) / reps
     torch.set_default_device("cpu")
-    return {"devices": devices, "cycles": cycles, "seconds": seconds,
-            "voltage_points_per_s": devices * points / seconds,
-            "integrator_steps": iters,
-            "device_steps_per_s": devices * points / seconds,
-            "full_batch_step_s": step_s,
+    return {**result, "full_batch_step_s": step_s,
             "full_batch_device_steps_per_s": devices / step_s}
 
 
@@ -113,7 +122,8 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=10_000)
     ap.add_argument("--cycles", type=int, default=2)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="float64,float32")
+    ap.add_argument("--backends", default="compiled,torch")
+    ap.add_argument("--dtype", default="float64,float32", help="dtypes of the torch backend")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("bench_rram.json"))
     ap.add_argument("--dataset", action="store_true", help="dataset time and upper bound")
@@ -126,19 +136,21 @@ def main() -> None:
         print(f"wrote {args.out}")
         return
     rows = []
-    for name in args.dtype.split(","):
-        dtype = getattr(torch, name)
-        result = run(args.devices, args.cycles, args.device, dtype)
-        rows.append({"device": args.device, "dtype": name, "threads": torch.get_num_threads(),
-                     **result})
-    header = (f"{'device':>6} {'dtype':>8} {'thr':>3} {'devices':>8} {'s':>7} "
-              f"{'Mdev-pts/s':>11} {'full-step ms':>12} {'Mdev-steps/s':>13}")
-    print(header)
+    for backend in args.backends.split(","):
+        if backend == "compiled" and args.device != "cpu":
+            continue
+        for name in ["float64"] if backend == "compiled" else args.dtype.split(","):
+            result = run(args.devices, args.cycles, args.device, getattr(torch, name), backend)
+            rows.append({"device": args.device, "backend": backend, "dtype": name,
+                         "threads": torch.get_num_threads(), **result})
+    slowest = min(r["voltage_points_per_s"] for r in rows)
+    print(f"{'device':>6} {'backend':>9} {'dtype':>8} {'thr':>3} {'devices':>8} {'s':>7} "
+          f"{'Mdev-pts/s':>11} {'Msubsteps/s':>12} {'vs slowest':>10}")
     for r in rows:
-        print(f"{r['device']:>6} {r['dtype']:>8} {r['threads']:>3} {r['devices']:>8} "
-              f"{r['seconds']:7.2f} {r['voltage_points_per_s'] / 1e6:11.2f} "
-              f"{r['full_batch_step_s'] * 1e3:12.3f} "
-              f"{r['full_batch_device_steps_per_s'] / 1e6:13.2f}")
+        print(f"{r['device']:>6} {r['backend']:>9} {r['dtype']:>8} {r['threads']:>3} "
+              f"{r['devices']:>8} {r['seconds']:7.2f} {r['voltage_points_per_s'] / 1e6:11.2f} "
+              f"{r['device_substeps_per_s'] / 1e6:12.2f} "
+              f"{r['voltage_points_per_s'] / slowest:9.1f}x")
     io.write_json(args.out, {"machine": platform.platform(), "cpu_count": torch.get_num_threads(),
                              "torch": torch.__version__, "results": rows})
     print(f"wrote {args.out}")

@@ -40,7 +40,7 @@ from birram.rram.cycling import SweepConfig, run_cycles
 from birram.rram.params import get_params
 from birram.rram.variability import Variability
 
-FORMAT_VERSION = 1  # bump when the simulator or the stored layout changes
+FORMAT_VERSION = 2  # bump when the simulator or the stored layout changes
 FEATURE_VIEW_NAMES = ("log_r_lrs", "log_r_hrs", "v_set", "v_reset", "log_i_reset")
 View = Literal["features", "trace"]
 

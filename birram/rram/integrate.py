@@ -6,22 +6,30 @@ most ``max_width_step_frac`` per sub-step: this is what keeps explicit Euler sta
 knee, where the gap can run at ~100 nm/us. Devices that are done wait (masked) until the slowest
 one has finished the step. The stochastic term is a Wiener increment (``sigma * sqrt(h) * N``),
 so its effect does not depend on how the step is split.
+
+Two backends run the same equations and step control: tensors (any torch device; the GPU path)
+and a compiled CPU kernel (``kernel.py``, numba), which fuses a device's whole waveform into one
+loop. ``backend="auto"`` takes the kernel for CPU tensors when numba is installed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from birram.rram import physics
+from birram.errors import ConfigError
+from birram.rram import kernel, physics
 from birram.rram.drive import Compliance, Waveform
 from birram.rram.physics import TensorParams
 
 BISECTION_ITERS = 30
+KERNEL_MIN_CHUNK = 256  # devices per thread below which one thread is faster
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,7 @@ class IntegratorOptions:
     max_substeps: int = 400  # per voltage step; the last one takes whatever time is left
     fixed_substeps: int | None = None  # fixed-step mode: this many equal sub-steps per step
     dtype: torch.dtype = torch.float64
+    backend: Literal["auto", "torch", "compiled"] = "auto"
 
 
 @dataclass
@@ -51,7 +60,7 @@ class Trace:
     current_a: Tensor | None  # [steps, n]
     gap_m: Tensor | None
     width_m: Tensor | None
-    substeps: int  # sub-step iterations taken (the same for the whole batch)
+    substeps: int  # device sub-steps computed, summed over devices
 
 
 def initial_state(p: TensorParams, n: int, dtype: torch.dtype = torch.float64,
@@ -130,6 +139,8 @@ def simulate(p: TensorParams, wave: Waveform, compliance: Compliance, state: Dev
     left (usually the few that are switching), gathered into a smaller batch.
     """
     opts = options or IntegratorOptions()
+    if _use_kernel(opts, state):
+        return _simulate_compiled(p, wave, compliance, state, generator, opts, record)
     dtype = opts.dtype
     p = p.to(dtype)
     n = state.gap_m.numel()
@@ -147,23 +158,27 @@ def simulate(p: TensorParams, wave: Waveform, compliance: Compliance, state: Dev
             out["gap"][k] = cur.gap
         if "width" in out:
             out["width"][k] = cur.width
+        fixed_h = dts[k] / opts.fixed_substeps if opts.fixed_substeps else None
         i = _advance(p, volts[k], cur, compliance, opts, generator, 1, k == 0,
-                     final=opts.max_substeps == 1 or bool(opts.fixed_substeps == 1))
-        total_iters += 1
+                     final=dts[k] == 0.0 or opts.max_substeps == 1
+                     or bool(opts.fixed_substeps == 1), fixed_h=fixed_h)
+        total_iters += n
         if "current" in out:
             out["current"][k] = i
         if dts[k] == 0.0:
             continue
         if opts.fixed_substeps:
-            _advance(p, volts[k], cur, compliance, opts, generator, opts.fixed_substeps - 1)
-            total_iters += opts.fixed_substeps - 1
+            _advance(p, volts[k], cur, compliance, opts, generator, opts.fixed_substeps - 1,
+                     fixed_h=fixed_h)
+            total_iters += n * (opts.fixed_substeps - 1)
             continue
         active = (cur.remaining > 0).nonzero().squeeze(1)
         if active.numel() == 0:
             continue
         sub = cur.subset(active)
-        total_iters += _advance(p.subset(active), volts[k], sub, compliance, opts, generator,
-                                opts.max_substeps - 1, count=True)
+        total_iters += active.numel() * _advance(p.subset(active), volts[k], sub, compliance,
+                                                 opts, generator, opts.max_substeps - 1,
+                                                 count=True)
         cur.scatter(active, sub)
     trace = Trace(wave, out.get("current"), out.get("gap"), out.get("width"), total_iters)
     return trace, DeviceState(cur.gap, cur.width, cur.temp)
@@ -191,9 +206,11 @@ class _Batch:
 
 def _advance(p: TensorParams, v_applied: float, b: _Batch, compliance: Compliance,
              opts: IntegratorOptions, generator: torch.Generator | None, iters: int,
-             cold: bool = False, count: bool = False, final: bool = True) -> Any:
+             cold: bool = False, count: bool = False, final: bool = True,
+             fixed_h: float | None = None) -> Any:
     """Up to ``iters`` sub-steps at constant applied voltage; updates ``b`` in place. With
-    ``final`` the last of them takes whatever time is left of the voltage step.
+    ``final`` the last of them takes whatever time is left of the voltage step; ``fixed_h``
+    (fixed-step mode) is the length of every sub-step.
 
     Returns the current of the first sub-step (or, with ``count``, the number of sub-steps).
     """
@@ -219,8 +236,8 @@ def _advance(p: TensorParams, v_applied: float, b: _Batch, compliance: Complianc
         pinned = ((b.gap <= p.gap_min_m) & (rg < 0)) | ((b.gap >= p.gap_max_m) & (rg > 0))
         rg = torch.where(pinned, zero, rg)
         last = final and it == iters - 1
-        if opts.fixed_substeps:
-            h = b.remaining / (iters - it)
+        if fixed_h is not None:
+            h = b.remaining if last else b.remaining.clamp(max=fixed_h)
         elif last:
             h = b.remaining
         else:
@@ -230,11 +247,12 @@ def _advance(p: TensorParams, v_applied: float, b: _Batch, compliance: Complianc
                            if p.base.rho_ohm_m > 0 else 0.0)
             rw = physics.width_growth_rate(p, b.gap, v_cell, t_rate)
             rw = torch.where(b.width >= p.width_max_m, zero, rw)
-            if not opts.fixed_substeps and not last:
+            if fixed_h is None and not last:
                 h = torch.minimum(h, opts.max_width_step_frac * b.width
                                   / rw.clamp_min(tiny))
-            # lateral dissolution is linear in (w - w_min) per unit of gap opening: exact
-            opened = (rg * h).clamp_min(0.0)
+            # lateral dissolution is linear in (w - w_min) per unit of gap opening: exact;
+            # only the opening the gap bound allows counts
+            opened = ((b.gap + rg * h).clamp(max=p.gap_max_m) - b.gap).clamp_min(0.0)
             width = p.width_min_m + (b.width + rw * h - p.width_min_m) * torch.exp(
                 -p.dissolution * opened / p.l0_m)
             b.width = width.clamp(min=p.width_min_m).clamp(max=p.width_max_m)
@@ -250,6 +268,68 @@ def _advance(p: TensorParams, v_applied: float, b: _Batch, compliance: Complianc
             b.temp = t_target
         b.remaining = b.remaining - h
         done += 1
-        if not opts.fixed_substeps and not bool((b.remaining > 0).any()):
+        if fixed_h is None and not bool((b.remaining > 0).any()):
             break
     return done if count else first_current
+
+
+_MODES = {"none": kernel.MODE_NONE, "ideal": kernel.MODE_IDEAL, "1t1r": kernel.MODE_1T1R}
+
+
+def _use_kernel(opts: IntegratorOptions, state: DeviceState) -> bool:
+    if opts.backend == "torch":
+        return False
+    on_cpu = state.gap_m.device.type == "cpu"
+    if opts.backend == "compiled":
+        if not kernel.available():
+            raise ConfigError("the compiled RRAM integrator needs numba: pip install numba "
+                              "(or choose backend='torch')")
+        if not on_cpu:
+            raise ConfigError("the compiled RRAM integrator runs on the CPU; use "
+                              "backend='torch' for GPU tensors")
+        return True
+    return on_cpu and kernel.available()
+
+
+def _simulate_compiled(p: TensorParams, wave: Waveform, compliance: Compliance,
+                       state: DeviceState, generator: torch.Generator | None,
+                       opts: IntegratorOptions, record: Sequence[str]
+                       ) -> tuple[Trace, DeviceState]:
+    """:func:`simulate` through the compiled kernel (float64 throughout)."""
+    n = state.gap_m.numel()
+    params = np.empty((n, len(kernel.PARAM_NAMES)), dtype=np.float64)
+    for col, name in enumerate(kernel.PARAM_NAMES):
+        value = getattr(p, name)
+        params[:, col] = value.detach().double().cpu().numpy() if isinstance(value, Tensor) \
+            else value
+    st = torch.stack([state.gap_m, state.width_m, state.temp_k], 1).double().numpy().copy()
+    icc = np.broadcast_to(torch.as_tensor(compliance.icc_a, dtype=torch.float64).numpy(),
+                          (n,)).copy()
+    steps = wave.steps
+    outs = {k: np.empty((n, steps) if k in record else (0, 0), dtype=np.float32)
+            for k in ("current", "gap", "width")}
+    base = p.base
+    noisy = base.gap_noise_m_per_sqrt_s > 0
+    # one draw from the caller's generator keys the kernel's counter-based noise
+    key = int(torch.randint(0, 2**62, (1,), generator=generator)) if noisy else 0
+    counts = np.zeros(n, dtype=np.int64)
+    args = (params, wave.volts.double().numpy(), wave.dt_s.double().numpy(),
+            _MODES[compliance.mode], icc, float(compliance.v_knee_v), opts.max_gap_step_m,
+            opts.max_width_step_frac, opts.max_substeps, opts.fixed_substeps or 0,
+            base.width_vel0_m_per_s > 0 or base.dissolution > 0, base.tau_th_s > 0, p.series,
+            base.rho_ohm_m > 0, noisy, np.uint64(key), st, outs["current"], outs["gap"],
+            outs["width"], counts)
+    threads = max(1, min(torch.get_num_threads(), n // KERNEL_MIN_CHUNK))
+    if threads == 1:
+        kernel.integrate(0, n, *args)
+    else:
+        # several chunks per thread even out devices that switch (and sub-step) more
+        bounds = np.linspace(0, n, 4 * threads + 1).astype(int)
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda ab: kernel.integrate(ab[0], ab[1], *args),
+                          zip(bounds[:-1], bounds[1:])))
+    recorded = {k: torch.from_numpy(v).T for k, v in outs.items() if k in record}
+    final = torch.from_numpy(st).to(opts.dtype)
+    trace = Trace(wave, recorded.get("current"), recorded.get("gap"), recorded.get("width"),
+                  int(counts.sum()))
+    return trace, DeviceState(final[:, 0].clone(), final[:, 1].clone(), final[:, 2].clone())

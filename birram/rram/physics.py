@@ -20,8 +20,8 @@ from birram.rram.params import DeviceParams
 
 KB_EV_PER_K = 8.617333262e-5  # Boltzmann constant in eV/K: (q V)/(kB T) = V / (kB_eV T)
 MAX_EXPONENT = 80.0  # keeps exp() finite in float32 as well as float64
-NEWTON_ITERS = 6
-NEWTON_WARM_ITERS = 3
+NEWTON_MAX_ITERS = 50
+NEWTON_TOL = 1e-12  # on s = Vg / v0: converged far below any measurable current difference
 
 Value = float | Tensor
 
@@ -71,18 +71,19 @@ def solve_gap_voltage(v: Tensor, ia: Tensor, r_ohm: Tensor, v0: Value,
 
     ``s + b sinh(s) = a`` (s = Vg/v0, b = r ia / v0, a = |V|/v0) is convex and increasing for
     s >= 0: started above the root, Newton converges monotonically; started below, its first
-    step lands above. Cold starts use an upper bound and more iterations; a warm start (``guess``,
-    the previous sub-step's |Vg|/v0) needs only a few.
+    step lands above. Cold starts use an upper bound; a warm start (``guess``, the previous
+    sub-step's |Vg|/v0) needs fewer iterations. Iterates until every step is below NEWTON_TOL,
+    so the answer does not depend on the starting point.
     """
     a = v.abs() / v0
     b = r_ohm * ia / v0
     upper = torch.minimum(a / (1.0 + b), torch.asinh(a / b.clamp_min(1e-300)))
-    if guess is None:
-        s, iters = upper, NEWTON_ITERS
-    else:
-        s, iters = torch.minimum(guess, upper), NEWTON_WARM_ITERS
-    for _ in range(iters):
-        s = s - (s + b * torch.sinh(s) - a) / (1.0 + b * torch.cosh(s))
+    s = upper if guess is None else torch.minimum(guess, upper)
+    for _ in range(NEWTON_MAX_ITERS):
+        step = (s + b * torch.sinh(s) - a) / (1.0 + b * torch.cosh(s))
+        s = s - step
+        if not bool((step.abs() > NEWTON_TOL).any()):
+            break
     return torch.sign(v) * s.clamp_min(0.0) * v0
 
 

@@ -42,6 +42,7 @@ def simulate_command(params: str, icc: str, devices: int, cycles: int, out: Path
     from birram.rram.cycling import SweepConfig, default_sweep, run_cycles
     from birram.rram.dataset import single_thread
     from birram.rram.features import FEATURE_NAMES
+    from birram.rram.integrate import IntegratorOptions
     from birram.rram.params import get_params, validate_params
     from birram.rram.variability import Variability
 
@@ -59,12 +60,13 @@ def simulate_command(params: str, icc: str, devices: int, cycles: int, out: Path
     level_of = torch.arange(n) // devices
     keep = max(1, min(keep_iv, devices))
     keep_index = (torch.arange(n_levels)[:, None] * devices + torch.arange(keep)).ravel()
-    with single_thread():
+    with single_thread() as threads:
         result = run_cycles(base, torch.as_tensor(levels)[level_of], n, cycles,
                             variability=Variability.for_params(base, variability), seed=seed,
                             sweep=sweep, compliance_mode=compliance_mode,  # type: ignore[arg-type]
                             trace_points=64, keep_iv=keep_index,
-                            device_ids=torch.arange(n) % devices, n_devices=devices)
+                            device_ids=torch.arange(n) % devices, n_devices=devices,
+                            options=IntegratorOptions(threads=threads))
     feats = {k: v.numpy() for k, v in result.features.items()}  # [cycles, n]
     labels = np.broadcast_to(level_of.numpy(), (cycles, n))
     icc_of = levels[labels]

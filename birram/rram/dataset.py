@@ -37,6 +37,7 @@ from birram import io
 from birram.data.types import ArrayDataset
 from birram.errors import ConfigError, DataError
 from birram.rram.cycling import SweepConfig, run_cycles
+from birram.rram.integrate import IntegratorOptions
 from birram.rram.params import get_params
 from birram.rram.variability import Variability
 
@@ -134,24 +135,25 @@ class RRAMSamples:
 
 
 @contextlib.contextmanager
-def single_thread() -> Iterator[None]:
+def single_thread() -> Iterator[int]:
     """The simulator issues many small tensor operations: extra intra-op threads only add
-    contention (badly so on a shared machine), so run them on one."""
+    contention (badly so on a shared machine), so run them on one. Yields the thread count
+    set before, which the compiled integrator uses for its own (coarse-grained) threads."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        yield before
     finally:
         torch.set_num_threads(before)
 
 
 def generate_rram_samples(cfg: RRAMDatasetConfig) -> RRAMSamples:
     """Simulate the whole population (all levels and devices in one batch)."""
-    with single_thread():
-        return _generate(cfg)
+    with single_thread() as threads:
+        return _generate(cfg, IntegratorOptions(threads=threads))
 
 
-def _generate(cfg: RRAMDatasetConfig) -> RRAMSamples:
+def _generate(cfg: RRAMDatasetConfig, options: IntegratorOptions) -> RRAMSamples:
     params = get_params(cfg.params)
     levels = torch.as_tensor(cfg.levels_a, dtype=torch.float64)
     n = cfg.n_levels * cfg.n_devices
@@ -162,7 +164,8 @@ def _generate(cfg: RRAMDatasetConfig) -> RRAMSamples:
     result = run_cycles(params, levels[level_of], n, cfg.cycles, variability=var, seed=cfg.seed,
                         sweep=sweep, compliance_mode=cfg.compliance_mode,
                         warmup_cycles=cfg.warmup_cycles, trace_points=cfg.trace_points,
-                        device_ids=device_of, n_devices=cfg.n_devices, trace_span="reset")
+                        device_ids=device_of, n_devices=cfg.n_devices, trace_span="reset",
+                        options=options)
     f = result.features
     feats = torch.stack([f["r_lrs_ohm"].log(), f["r_hrs_ohm"].log(), f["v_set_v"],
                          f["v_reset_v"], f["i_reset_a"].clamp_min(1e-12).log()], -1)

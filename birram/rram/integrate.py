@@ -40,6 +40,7 @@ class IntegratorOptions:
     fixed_substeps: int | None = None  # fixed-step mode: this many equal sub-steps per step
     dtype: torch.dtype = torch.float64
     backend: Literal["auto", "torch", "compiled"] = "auto"
+    threads: int | None = None  # compiled backend; None: torch.get_num_threads()
 
 
 @dataclass
@@ -319,7 +320,7 @@ def _simulate_compiled(p: TensorParams, wave: Waveform, compliance: Compliance,
             base.width_vel0_m_per_s > 0 or base.dissolution > 0, base.tau_th_s > 0, p.series,
             base.rho_ohm_m > 0, noisy, np.uint64(key), st, outs["current"], outs["gap"],
             outs["width"], counts)
-    threads = max(1, min(torch.get_num_threads(), n // KERNEL_MIN_CHUNK))
+    threads = max(1, min(opts.threads or torch.get_num_threads(), n // KERNEL_MIN_CHUNK))
     if threads == 1:
         kernel.integrate(0, n, *args)
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numba
 import pytest
 import torch
 
@@ -100,17 +99,13 @@ def test_gap_noise_is_a_wiener_process(backend):
 def test_compiled_noise_is_seeded_and_thread_independent():
     params = FILAMENT.with_(gap_noise_m_per_sqrt_s=1e-7)
     p = TensorParams(params)
-    wave = triangular_sweep(1.5, 1.6, 1e4, 1e-2)
-    opts = IntegratorOptions(backend="compiled")
+    wave = triangular_sweep(1.5, 1.6, 1e4, 2e-2)
+    n = 2 * integrate.KERNEL_MIN_CHUNK + 8  # enough devices to split over two threads
     runs = []
     for seed, threads in ((7, 1), (7, 2), (8, 2)):
-        before = torch.get_num_threads()
-        torch.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        try:
-            trace, _ = simulate(p, wave, Compliance(1e-4), initial_state(p, 16),
-                                torch.Generator().manual_seed(seed), opts)
-        finally:
-            torch.set_num_threads(before)
+        trace, _ = simulate(p, wave, Compliance(1e-4), initial_state(p, n),
+                            torch.Generator().manual_seed(seed),
+                            IntegratorOptions(backend="compiled", threads=threads))
         runs.append(trace.current_a)
     assert torch.equal(runs[0], runs[1])
     assert not torch.equal(runs[0], runs[2])

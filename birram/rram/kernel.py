@@ -41,9 +41,7 @@ MODE_NONE, MODE_IDEAL, MODE_1T1R = 0, 1, 2
 KB_EV_PER_K = 8.617333262e-5
 MAX_EXPONENT = 80.0
 NEWTON_MAX_ITERS = 50
-# Newton converges quadratically with a constant below 1/2 here, so once a step is below 1e-6
-# the error left is below 1e-12 (on s = Vg / v0)
-NEWTON_STOP_STEP = 1e-6
+NEWTON_STOP_STEP = 1e-6  # error below 1e-12 after it: see physics.NEWTON_STOP_STEP
 BISECTION_ITERS = 30
 TINY = np.finfo(np.float64).tiny
 

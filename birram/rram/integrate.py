@@ -28,7 +28,7 @@ from birram.rram import kernel, physics
 from birram.rram.drive import Compliance, Waveform
 from birram.rram.physics import TensorParams
 
-BISECTION_ITERS = 30
+BISECTION_ITERS = kernel.BISECTION_ITERS
 KERNEL_MIN_CHUNK = 256  # devices per thread below which one thread is faster
 
 

@@ -2,14 +2,17 @@
 
 The tensor integrator spends its time in per-operation overhead: each sub-step is ~100 small
 array operations, each a pass over memory. Here one compiled loop integrates a whole device
-over the whole waveform with every intermediate value in registers, devices in parallel
-(``prange``), and the work a device does not need is skipped (no gap-rate exponentials below the
-field threshold, no radial growth under negative bias, no dissolution while the gap is not
+over the whole waveform with every intermediate value in registers, and the work a device does
+not need is skipped (no gap-rate exponentials below the field threshold or against the bound the
+gap is pushed into, no radial growth under negative bias, no dissolution while the gap is not
 opening). Chunks of devices run on Python threads (the compiled loop releases the GIL), as many
 as ``torch.get_num_threads()``, so ``--threads`` means the same for the simulator as for
-training. Noise comes from a counter-based generator keyed by (seed, device, step, sub-step),
-so the output does not depend on the number of threads.
+training (numba's own OpenMP threads would reset torch's thread count). Noise comes from a
+counter-based generator keyed by (seed, device, step, sub-step), so the output does not depend
+on the number of threads.
 
+The equations are those of ``physics.py`` written for one device; ``tests/rram/test_kernel.py``
+holds the two backends to the same currents for every parameter set and compliance mode.
 Numba is optional: :func:`available` says whether this backend can run.
 """
 
@@ -19,6 +22,8 @@ import math
 from typing import Any
 
 import numpy as np
+
+from birram.rram.physics import KB_EV_PER_K, MAX_EXPONENT, NEWTON_MAX_ITERS, NEWTON_STOP_STEP
 
 try:  # pragma: no cover - exercised by whichever branch the environment takes
     import numba
@@ -38,11 +43,7 @@ PARAM_NAMES = ("i0_a", "g0_m", "v0_v", "vel0_m_per_s", "gamma0", "beta", "ea_ev"
 
 # Compliance modes and model switches, passed as integers.
 MODE_NONE, MODE_IDEAL, MODE_1T1R = 0, 1, 2
-KB_EV_PER_K = 8.617333262e-5
-MAX_EXPONENT = 80.0
-NEWTON_MAX_ITERS = 50
-NEWTON_STOP_STEP = 1e-6  # error below 1e-12 after it: see physics.NEWTON_STOP_STEP
-BISECTION_ITERS = 30
+BISECTION_ITERS = 30  # 1T1R current by bisection (shared with the tensor path)
 TINY = np.finfo(np.float64).tiny
 
 

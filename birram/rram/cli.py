@@ -99,7 +99,9 @@ def simulate_command(params: str, icc: str, devices: int, cycles: int, out: Path
                                 levels, out / "feature_distributions.png")
     summary = {"params": base.name, "levels_a": levels.tolist(), "devices": devices,
                "cycles": cycles, "sweep": vars(sweep) if hasattr(sweep, "__dict__") else None,
-               "r_lrs_median_ohm": medians, "r_lrs_exponent": slope,
+               "r_lrs_median_ohm": medians,
+               # one level has no scaling to fit: null rather than NaN (not valid JSON)
+               "r_lrs_exponent": slope if n_levels > 1 and math.isfinite(slope) else None,
                "reached_compliance": float(np.mean(feats["i_set_max_a"] >= 0.98 * icc_of)),
                "seconds": result.seconds, "device_steps": result.device_steps}
     io.write_json(out / "summary.json", summary)
@@ -143,9 +145,11 @@ def register(app: typer.Typer) -> None:
         """Simulate DC cycles of a device population at several compliance currents."""
         summary = simulate_command(params, icc, devices, cycles, out, v_set_max, v_reset_max,
                                    rate, step, compliance, variability, seed, keep_iv)
+        exponent = summary["r_lrs_exponent"]
+        scaling = "" if exponent is None else f"R_LRS ~ I_CC^{exponent:.2f}; "
         typer.echo(f"{summary['params']}: {len(summary['levels_a'])} level(s) x {devices} "
                    f"device(s) x {cycles} cycle(s) in {summary['seconds']:.1f} s; "
-                   f"R_LRS ~ I_CC^{summary['r_lrs_exponent']:.2f}; wrote {out}")
+                   f"{scaling}wrote {out}")
 
     @app.command("dataset")
     @friendly_errors

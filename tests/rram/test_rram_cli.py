@@ -35,6 +35,17 @@ def test_simulate_writes_features_traces_and_plots(tmp_path):
     assert len(rows) == 1 + 2 * 9
 
 
+def test_one_level_has_no_scaling_exponent(tmp_path):
+    out = tmp_path / "one"
+    result = CliRunner().invoke(_app(), ["simulate", "--params", "filament", "--icc", "1e-4",
+                                         "--devices", "2", "--cycles", "1", "--out", str(out),
+                                         "--step", "0.02"])
+    assert result.exit_code == 0, result.output
+    assert "I_CC^" not in result.output
+    text = (out / "summary.json").read_text()
+    assert "NaN" not in text and json.loads(text)["r_lrs_exponent"] is None
+
+
 def test_errors_are_one_line_with_exit_code_2(tmp_path):
     runner = CliRunner()
     cases = [(["--icc", "0,1e-3"], "compliance"),

@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from birram.cli import app, parse_assignments
+from birram.config import available_presets, resolve
 
 runner = CliRunner()
 
@@ -56,3 +57,17 @@ def test_refuses_to_mix_configurations_in_one_directory(tmp_path):
     assert result.exit_code == 2 and "different configuration" in result.output
     result = invoke("run", "--method", "none", "--out", str(tmp_path))
     assert result.exit_code == 2 and "already holds a run" in result.output
+
+
+@pytest.mark.parametrize("name", available_presets())
+def test_every_preset_validates(name):
+    cfg = resolve(name, {})
+    assert cfg.name == name and cfg.methods
+
+
+def test_tuned_fashion_preset_changes_only_the_bir_settings_it_names():
+    base, tuned = resolve("split-fashion-class", {}), resolve("split-fashion-class-tuned", {})
+    assert tuned.data == base.data and tuned.train == base.train
+    changed = {k for k, v in tuned.method.model_dump().items()
+               if v != base.method.model_dump()[k]}
+    assert changed == {"kl_weight", "z_dim", "gate_prop"}

@@ -79,10 +79,10 @@ if numba is not None:
 
     @_jit
     def _gap_voltage(v: float, ia: float, r: float, v0: float, guess: float,
-                     cold: bool) -> tuple[float, float]:
-        """Vg with V = Vg + r ia sinh(Vg / v0), by Newton (see physics.solve_gap_voltage), and
-        sinh(Vg / v0), which the last Newton step yields almost for free. ``guess`` is a
-        warm start for s = |Vg| / v0."""
+                     cold: bool) -> tuple[float, float, float]:
+        """(Vg, sinh(Vg / v0), ds/da) with V = Vg + r ia sinh(Vg / v0), by Newton (see
+        physics.solve_gap_voltage); the last Newton step yields sinh almost for free, and ds/da
+        extrapolates the next warm start. ``guess`` is a warm start for s = |Vg| / v0."""
         a = abs(v) / v0
         if a == 0.0:
             return 0.0, 0.0, 1.0
@@ -206,11 +206,11 @@ if numba is not None:
                         rg = -0.5 * p[VEL0] * (forward - backward)
                         if (gap <= gmin and rg < 0) or (gap >= gmax and rg > 0):
                             rg = 0.0
-                last = it == limit - 1 and fixed == 0
-                if fixed > 0:
-                    h = remaining if it == limit - 1 else min(h_fixed, remaining)
-                elif last:
+                last = it == limit - 1  # takes whatever time is left of the step
+                if last:
                     h = remaining
+                elif fixed > 0:
+                    h = min(h_fixed, remaining)
                 else:
                     h = min(remaining, max_gap_step / max(abs(rg), TINY))
                 if grows:

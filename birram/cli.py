@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shlex
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,8 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from birram.cli_support import console, err_console, friendly_errors
-from birram.config import RunConfig, available_presets, load_preset, resolve
+from birram.config import RunConfig, available_presets, load_preset, preset_path, resolve
 from birram.errors import ConfigError
+from birram.rundir import check_out_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Continual learning with brain-inspired replay, and an RRAM simulator.")
@@ -80,16 +84,34 @@ def default_out(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.name}-{cfg.data.protocol}-{cfg.scenario}-{stamp}"
 
 
-def check_out_dir(out: Path, cfg: RunConfig, resume: bool) -> None:
-    """Refuse to mix results of two different configurations in one directory."""
-    existing = out / "config.json"
-    if not existing.exists():
+def resume_command(out: Path, argv: list[str] | None = None) -> str:
+    """The command line that continues this run: the same arguments, --out given, --resume."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not any(a in ("--out", "-o") or a.startswith("--out=") for a in args):
+        args += ["--out", str(out)]
+    if "--resume" not in args:
+        args.append("--resume")
+    return shlex.join(["birram", *args])
+
+
+class Stopped(Exception):
+    """SIGTERM, turned into an exception so the run unwinds like after Ctrl-C."""
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    def handler(signum: int, frame: object) -> None:
+        raise Stopped()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
         return
-    if not resume:
-        raise ConfigError(f"{out} already holds a run; choose another --out or add --resume")
-    if json.loads(existing.read_text()) != cfg.model_dump(mode="json"):
-        raise ConfigError(f"{out} holds a run with a different configuration; "
-                          "choose another --out to start a new one")
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def progress_bars(progress: Progress) -> Callable[[str, int], Callable[[int, int, int], None]]:
@@ -109,11 +131,22 @@ def execute(cfg: RunConfig, out: Path | None, resume: bool) -> Path:
     from birram.run import run_experiment
 
     out = out or default_out(cfg)
-    check_out_dir(out, cfg, resume)
+    check_out_dir(out, cfg.model_dump(mode="json"), resume)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=False) as progress:
-        result = run_experiment(cfg, out, resume=True, progress=progress_bars(progress))
+    try:
+        with stop_on_sigterm(), Progress(*columns, console=err_console,
+                                         transient=False) as progress:
+            result = run_experiment(cfg, out, resume=True, progress=progress_bars(progress))
+    except (KeyboardInterrupt, Stopped) as err:
+        how = "interrupted" if isinstance(err, KeyboardInterrupt) else "terminated"
+        if not out.exists():
+            err_console.print(f"{how} before anything was written", highlight=False)
+        else:
+            err_console.print(f"{how}: the run stopped; completed tasks are kept in {out}. "
+                              f"Continue it with: {resume_command(out)}", highlight=False,
+                              markup=False)
+        raise typer.Exit(130 if how == "interrupted" else 143) from None
     table = Table(title=f"{cfg.data.protocol}, {cfg.scenario}-incremental, "
                         f"{len(cfg.seeds)} seed(s), {cfg.train.iters} iterations per task")
     # The per-task curve is in results.md and accuracy_curve.png; the terminal gets the rest.
@@ -232,10 +265,8 @@ def presets(name: str = typer.Argument(None, help="Show one preset in full.")) -
             description = load_preset(preset).get("name", preset)
             console.print(f"{preset:28s} {description}")
         return
-    load_preset(name)  # validates the name
-    from birram.config import PRESET_DIR
-
-    console.print((PRESET_DIR / f"{name}.toml").read_text(), highlight=False)
+    # Verbatim, not through rich (whose markup would eat the [section] headers): valid TOML.
+    typer.echo(preset_path(name).read_text(encoding="utf-8"), nl=False)
 
 
 @app.command(name="methods")

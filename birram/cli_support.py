@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from birram.errors import BirramError
 
@@ -18,14 +19,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly_errors(func: F) -> F:
-    """Turn errors the user can fix into one line on stderr and exit code 2."""
+    """Turn errors the user can fix into one line on stderr and their exit code (2: usage)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except BirramError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
-            raise typer.Exit(2) from None
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False,
+                              markup=True)
+            raise typer.Exit(err.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

@@ -23,12 +23,17 @@ PRESET_DIR = Path(__file__).parent / "presets"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: a NaN or infinite setting (``--lr inf``) is refused where it enters.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+MAX_SEED = 2**32 - 1  # numpy's seed range; torch's is wider
 
 
 class DataConfig(Strict):
     protocol: str = "split-fashion"  # see birram.protocol_registry.PROTOCOLS
-    n_tasks: int | None = Field(default=None, ge=1)  # None: the protocol's standard number
+    # None: the protocol's standard number
+    n_tasks: int | None = Field(default=None, ge=1, le=1000)
     # None: natural order; "seeded": a random order drawn from each run's seed, as the
     # reference BI-R code does (numpy's permutation for that seed), so seeds differ in tasks.
     class_order: list[int] | Literal["seeded"] | None = None
@@ -40,18 +45,19 @@ class DataConfig(Strict):
 
 
 class TrainConfig(Strict):
-    iters: int = Field(default=2000, ge=1)
-    batch_size: int = Field(default=128, ge=1)
-    lr: float = Field(default=1e-3, gt=0)
-    hidden: list[int] = Field(default_factory=lambda: [400, 400])
+    # Upper bounds catch typos (an extra zero or two) long before they become a week-long run.
+    iters: int = Field(default=2000, ge=1, le=1_000_000)
+    batch_size: int = Field(default=128, ge=1, le=1_000_000)
+    lr: float = Field(default=1e-3, gt=0, le=10)
+    hidden: list[int] = Field(default_factory=lambda: [400, 400], max_length=32)
     device: str = "cpu"
-    threads: int | None = Field(default=None, ge=1)  # CPU threads; None: torch's default
+    threads: int | None = Field(default=None, ge=1, le=1024)  # None: torch's default
 
     @field_validator("hidden")
     @classmethod
     def _positive_units(cls, v: list[int]) -> list[int]:
-        if any(u < 1 for u in v):
-            raise ValueError("every hidden layer needs at least one unit")
+        if any(u < 1 or u > 100_000 for u in v):
+            raise ValueError("every hidden layer needs between 1 and 100000 units")
         return v
 
 
@@ -61,31 +67,49 @@ class MethodConfig(Strict):
     # Regularisation strengths: None takes the published split-MNIST value for the scenario
     # (birram.methods.regularisers.SPLIT_MNIST_STRENGTH); presets name their own.
     ewc_lambda: float | None = Field(default=None, ge=0)
-    ewc_fisher_samples: int | None = Field(default=None, ge=1)  # None: the whole task
+    # None: the whole task
+    ewc_fisher_samples: int | None = Field(default=None, ge=1, le=10_000_000)
     online_ewc_lambda: float | None = Field(default=None, ge=0)
     online_ewc_gamma: float = Field(default=1.0, gt=0, le=1)
     si_c: float | None = Field(default=None, ge=0)
     si_epsilon: float = Field(default=0.1, gt=0)
-    distill_temperature: float = Field(default=2.0, gt=0)
-    er_samples_per_class: int = Field(default=100, ge=1)
-    icarl_samples_per_class: int = Field(default=100, ge=1)
-    z_dim: int = Field(default=100, ge=1)
+    distill_temperature: float = Field(default=2.0, gt=0, le=1000)
+    er_samples_per_class: int = Field(default=100, ge=1, le=1_000_000)
+    icarl_samples_per_class: int = Field(default=100, ge=1, le=1_000_000)
+    z_dim: int = Field(default=100, ge=1, le=100_000)
     gate_prop: float = Field(default=0.8, ge=0, lt=1)
     gate_by: Literal["class", "task"] = "class"  # what chooses the decoder gate (and GMM mode)
     recon_loss: Literal["auto", "bce", "mse"] = "auto"
-    kl_weight: float = Field(default=1.0, gt=0)  # VAE KL weight (1: the reference's ELBO)
+    kl_weight: float = Field(default=1.0, gt=0, le=1e6)  # VAE KL weight (1: the reference's ELBO)
     generator_hidden: list[int] | None = None  # separate generator's layers; None: as the model
 
 
 class RunConfig(Strict):
-    name: str = "run"
+    # The name becomes part of the default run directory: no path separators.
+    name: str = Field(default="run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     scenario: Literal["task", "domain", "class"] = "class"
-    methods: list[str] = Field(default_factory=lambda: ["none"])
-    seeds: list[int] = Field(default_factory=lambda: [1])
+    methods: list[str] = Field(default_factory=lambda: ["none"], min_length=1, max_length=100)
+    seeds: list[int] = Field(default_factory=lambda: [1], min_length=1, max_length=1000)
     export: bool = False  # write model.pt2 (torch.export) of each trained model for edge runtimes
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_in_range_and_distinct(cls, v: list[int]) -> list[int]:
+        if any(s < 0 or s > MAX_SEED for s in v):
+            raise ValueError(f"seeds must lie in [0, {MAX_SEED}]")
+        if len(set(v)) != len(v):
+            raise ValueError("seeds must be distinct (a repeated seed repeats the same run)")
+        return v
+
+    @field_validator("methods")
+    @classmethod
+    def _methods_distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("methods must be distinct")
+        return v
 
 
 def validation_message(err: ValidationError) -> str:
@@ -109,12 +133,34 @@ def available_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
 
 
-def load_preset(name: str) -> dict[str, Any]:
-    path = PRESET_DIR / f"{name}.toml"
-    if not path.exists():
-        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(available_presets())}")
-    with path.open("rb") as f:
-        return tomllib.load(f)
+def is_preset_file(preset: str) -> bool:
+    """A preset given as a file path (it names a ``.toml`` file) rather than by name."""
+    return preset.endswith(".toml")
+
+
+def preset_path(preset: str) -> Path:
+    """The file of a preset: a name from the presets folder, or an explicit ``.toml`` path."""
+    if is_preset_file(preset):
+        path = Path(preset)
+        if not path.is_file():
+            raise ConfigError(f"preset file {preset} does not exist")
+        return path
+    if preset not in available_presets():  # by name only: no paths out of the folder
+        raise ConfigError(f"unknown preset {preset!r}; available: "
+                          f"{', '.join(available_presets())} (or a path ending in .toml)")
+    return PRESET_DIR / f"{preset}.toml"
+
+
+def load_preset(preset: str) -> dict[str, Any]:
+    path = preset_path(preset)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"preset {path} is not valid TOML ({err}); fix or replace the file")\
+            from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read preset {path} ({err})") from None
 
 
 def deep_update(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -42,7 +43,45 @@ def write_text(path: Path | str, text: str) -> None:
 
 
 def write_json(path: Path | str, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    """Strict JSON: an undefined number (NaN, infinity) is written as ``null``."""
+    text = json.dumps(finite_or_none(obj), indent=2, sort_keys=False, allow_nan=False)
+    write_text(path, text + "\n")
+
+
+def finite_or_none(obj: Any) -> Any:
+    """``obj`` as plain JSON values, with every non-finite float replaced by ``None``."""
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        obj = obj.tolist()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k) if not isinstance(k, str) else k: finite_or_none(v)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+def read_json_strict(path: Path | str) -> Any:
+    """Parse JSON refusing NaN and infinity (which strict parsers reject)."""
+    def refuse(token: str) -> Any:
+        raise ValueError(f"non-standard JSON value {token}")
+
+    return json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=refuse)
+
+
+def remove_stale_temporaries(root: Path | str) -> int:
+    """Delete temp files left by writes that were killed; returns how many were removed."""
+    removed = 0
+    for tmp in Path(root).rglob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed += 1
+    return removed
 
 
 def write_with(path: Path | str, writer: Callable[[BinaryIO], None]) -> None:
@@ -50,10 +89,3 @@ def write_with(path: Path | str, writer: Callable[[BinaryIO], None]) -> None:
     with atomic_open(path) as f:
         writer(f)
 
-
-def _jsonable(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot write {type(obj).__name__} as JSON")

@@ -25,6 +25,19 @@ def register(app: typer.Typer) -> None:
         data_dir: Path = DataDirOpt,
     ) -> None:
         """Pre-train a conv feature extractor (with batch norm) on a dataset and save it."""
+        from birram.errors import ConfigError
+        from birram.rram.cli import check_range
+        from birram.rundir import check_writable
+
+        if out.is_dir():
+            raise ConfigError(f"--out {out} is a directory; give a file name, e.g. {out}/x.pt")
+        check_writable(out.parent, "--out")
+        for option, value, low, high in (("--layers", layers, 1, 12),
+                                         ("--channels", channels, 1, 1024),
+                                         ("--iters", iters, 1, 1_000_000),
+                                         ("--batch-size", batch_size, 1, 100_000),
+                                         ("--lr", lr, 1e-12, 10.0), ("--seed", seed, 0, 2**32 - 1)):
+            check_range(option, value, low, high)
         from birram.data.sources import load_source
         from birram.pretrain import pretrain_extractor, save_extractor
         from birram.run import resolve_device

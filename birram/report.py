@@ -19,8 +19,13 @@ if TYPE_CHECKING:
     from birram.run import SeedResult
 
 
-def percent(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
+def percent(value: float | None) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}"
+
+
+def as_floats(values: list[float | None]) -> np.ndarray:
+    """A list read from strict JSON (undefined values are null) as floats with NaN."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
 def table_rows(summary: dict[str, Any]) -> list[list[str]]:
@@ -29,7 +34,8 @@ def table_rows(summary: dict[str, Any]) -> list[list[str]]:
         se = m["average_accuracy_se"]
         rows.append([
             name,
-            percent(m["average_accuracy_mean"]) + ("" if math.isnan(se) else f" ± {percent(se)}"),
+            percent(m["average_accuracy_mean"])
+            + ("" if se is None or math.isnan(se) else f" ± {percent(se)}"),
             " / ".join(percent(a) for a in m["curve_mean"]),
             f"{100 * m['bwt_mean']:+.1f}",
             f"{100 * m['forgetting_mean']:.1f}",
@@ -54,10 +60,14 @@ def csv_table(summary: dict[str, Any]) -> str:
     lines = ["method,average_accuracy_mean,average_accuracy_se,bwt,forgetting,fwt,wall_seconds,"
              "iterations_per_second"]
     for name, m in summary["methods"].items():
-        lines.append(",".join([name] + [f"{m[k]:.6f}" for k in (
+        lines.append(",".join([name] + [_csv_number(m[k]) for k in (
             "average_accuracy_mean", "average_accuracy_se", "bwt_mean", "forgetting_mean",
             "fwt_mean", "wall_seconds_mean", "iterations_per_second_mean")]))
     return "\n".join(lines) + "\n"
+
+
+def _csv_number(value: float | None) -> str:
+    return "" if value is None or not math.isfinite(value) else f"{value:.6f}"
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
@@ -72,7 +82,7 @@ def plot_accuracy_curves(summary: dict[str, Any], path: Path, title: str,
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, m in summary["methods"].items():
         mean = 100 * np.array(m["curve_mean"])
-        se = 100 * np.array(m["curve_se"])
+        se = 100 * as_floats(m["curve_se"])
         x = np.arange(1, mean.size + 1)
         ax.plot(x, mean, marker="o", label=name)
         if not np.isnan(se).all():

@@ -7,12 +7,12 @@ Layout of an experiment directory::
     results.csv, results.md  the table printed at the end
     accuracy_curve.png       average accuracy after each task, one line per method
     <method>/seed-<s>/       config.json, metrics.json, accuracy_matrix.csv, confusion.csv,
-                             checkpoint.pt while running (resume at task boundaries)
+                             checkpoint.safetensors while running (resume at task boundaries),
+                             manifest.json once complete (digests of the results)
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,17 +22,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from birram import io
+from birram import checkpoint, io, rundir
 from birram.config import RunConfig
 from birram.data.protocols import Protocol
 from birram.data.registry import build_protocol, load_dataset
 from birram.data.types import ArrayDataset
-from birram.errors import ConfigError
+from birram.errors import ConfigError, DataError, TrainingDiverged
 from birram.methods.base import Context, Method, TrainSettings
 from birram.methods.registry import build_method, check_methods
 from birram.metrics import confusion_matrix, mean_and_standard_error, per_class_accuracy, summarise
 from birram.train import RunState, TaskRecord, make_context, predictions, prepare, train_continual
 
+CHECKPOINT = "checkpoint.safetensors"
+# What a finished (method, seed) directory must hold; manifest.json seals their digests.
+RESULT_FILES = ["config.json", "metrics.json", "accuracy_matrix.csv", "confusion.csv"]
 ProgressFactory = Callable[[str, int], Callable[[int, int, int], None]]
 
 
@@ -81,22 +84,27 @@ def run_seed(
     extractor: torch.nn.Module | None = None,
 ) -> SeedResult:
     """Train one method with one seed; write its directory; resume from a checkpoint if any."""
-    done = run_dir / "metrics.json"
-    if resume and done.exists():
-        return load_seed_result(run_dir)
+    if resume and rundir.is_sealed(run_dir):
+        rundir.verify(run_dir)
+        return load_seed_result(run_dir, protocol.n_tasks)
     device = resolve_device(cfg.train.device)
     method = build_method(method_name, cfg.method, extractor)
     ctx = prepare(method, make_context(protocol, settings_from(cfg), seed, device))
     io.write_json(run_dir / "config.json", {**cfg.model_dump(mode="json"),
                                             "method_name": method_name, "seed": seed})
-    checkpoint = run_dir / "checkpoint.pt"
+    checkpoint = run_dir / CHECKPOINT
     state = load_checkpoint(checkpoint, method, ctx) if resume and checkpoint.exists() else None
     started = time.perf_counter()
+
     def on_task_end(c: Context, s: RunState) -> None:
         save_replay_samples(method, c, run_dir)
         save_checkpoint(checkpoint, method, c, s)
 
-    state = train_continual(method, ctx, progress=progress, state=state, on_task_end=on_task_end)
+    try:
+        state = train_continual(method, ctx, progress=progress, state=state,
+                                on_task_end=on_task_end)
+    except TrainingDiverged as err:
+        raise TrainingDiverged(f"{method_name}, seed {seed}: {err}") from None
     wall = time.perf_counter() - started
     result = finish_seed(cfg, method_name, seed, method, ctx, state, run_dir, wall)
     io.write_with(run_dir / "model.pt", lambda f: torch.save(ctx.model.state_dict(), f))
@@ -104,6 +112,7 @@ def run_seed(
         from birram.export import export_model
 
         export_model(method, ctx, run_dir / "model.pt2")
+    rundir.seal(run_dir, RESULT_FILES)
     checkpoint.unlink(missing_ok=True)
     return result
 
@@ -147,14 +156,26 @@ def finish_seed(cfg: RunConfig, method_name: str, seed: int, method: Method, ctx
                       conf)
 
 
-def load_seed_result(run_dir: Path) -> SeedResult:
-    cfg = json.loads((run_dir / "config.json").read_text())
-    m = json.loads((run_dir / "metrics.json").read_text())
-    confusion = np.loadtxt(run_dir / "confusion.csv", delimiter=",", skiprows=1,
-                           dtype=np.int64, ndmin=2)[:, 1:]
-    return SeedResult(cfg["method_name"], cfg["seed"], np.array(m["accuracy_matrix"]),
-                      np.array(m["random_init_accuracies"]), m, m["wall_seconds"],
-                      m["iterations_per_second"], confusion)
+def load_seed_result(run_dir: Path, n_tasks: int) -> SeedResult:
+    """A sealed result, validated: shapes, ranges and finite numbers, or a DataError."""
+    fix = f"delete {run_dir} to recompute this result"
+    try:
+        cfg = io.read_json_strict(run_dir / "config.json")
+        m = io.read_json_strict(run_dir / "metrics.json")
+        confusion = np.loadtxt(run_dir / "confusion.csv", delimiter=",", skiprows=1,
+                               dtype=np.int64, ndmin=2)[:, 1:]
+        r = np.array(m["accuracy_matrix"], dtype=float)
+        b = np.array(m["random_init_accuracies"], dtype=float)
+        if r.shape != (n_tasks, n_tasks) or b.shape != (n_tasks,):
+            raise ValueError(f"accuracy matrix of shape {r.shape}, expected {(n_tasks, n_tasks)}")
+        if not (np.isfinite(r).all() and ((r >= 0) & (r <= 1)).all()):
+            raise ValueError("accuracies outside [0, 1]")
+        m.update(summarise(r, b).to_dict())  # derived figures recomputed, never trusted
+        result = SeedResult(cfg["method_name"], cfg["seed"], r, b, m, float(m["wall_seconds"]),
+                            float(m["iterations_per_second"] or float("nan")), confusion)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
+        raise DataError(f"result in {run_dir} is unusable ({err}); {fix}") from None
+    return result
 
 
 def matrix_csv(r: np.ndarray, fmt: str = "{:.6f}", rows: str = "after_task",
@@ -165,7 +186,7 @@ def matrix_csv(r: np.ndarray, fmt: str = "{:.6f}", rows: str = "after_task",
 
 
 def save_checkpoint(path: Path, method: Method, ctx: Context, state: RunState) -> None:
-    payload = {
+    checkpoint.save_state(path, {
         "model": ctx.model.state_dict(),
         "optimizer": ctx.optimizer.state_dict() if ctx.optimizer is not None else None,
         "method": method.state_dict(),
@@ -173,21 +194,33 @@ def save_checkpoint(path: Path, method: Method, ctx: Context, state: RunState) -
         "random_init": state.random_init_accuracies,
         "generator": ctx.generator.get_state(),
         "torch_rng": torch.get_rng_state(),
-    }
-    io.write_with(path, lambda f: torch.save(payload, f))
+    })
 
 
 def load_checkpoint(path: Path, method: Method, ctx: Context) -> RunState:
-    payload = torch.load(path, map_location=ctx.device, weights_only=False)
-    ctx.model.load_state_dict(payload["model"])
-    if ctx.optimizer is not None and payload["optimizer"] is not None:
-        ctx.optimizer.load_state_dict(payload["optimizer"])
-    ctx.task = len(payload["records"]) - 1
-    method.load_state_dict(payload["method"], ctx)
-    ctx.generator.set_state(payload["generator"])
-    torch.set_rng_state(payload["torch_rng"])
-    records = [TaskRecord(**rec) for rec in payload["records"]]
-    return RunState(records=records, random_init_accuracies=payload["random_init"])
+    """Restore a run at its last task boundary; DataError (never a traceback) if unusable."""
+    payload = checkpoint.load_state(path)
+    fix = f"delete {path} to restart this seed from its first task"
+    bad = checkpoint.non_finite_tensors({k: payload.get(k) for k in ("model", "method")})
+    if bad:
+        raise DataError(f"checkpoint {path} holds NaN or infinite values ({bad[0]}); {fix}")
+    try:
+        records = [TaskRecord(**rec) for rec in payload["records"]]
+        n_tasks = ctx.protocol.n_tasks
+        if not 1 <= len(records) <= n_tasks or any(len(r.accuracies) != n_tasks
+                                                   for r in records):
+            raise ValueError(f"{len(records)} task records for a {n_tasks}-task protocol")
+        ctx.model.load_state_dict(payload["model"])
+        if ctx.optimizer is not None and payload["optimizer"] is not None:
+            ctx.optimizer.load_state_dict(payload["optimizer"])
+        ctx.task = len(records) - 1
+        method.load_state_dict(payload["method"], ctx)
+        ctx.generator.set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+        raise DataError(f"checkpoint {path} does not fit this run ({str(err)[:200]}); "
+                        f"{fix}") from None
+    return RunState(records=records, random_init_accuracies=list(payload["random_init"]))
 
 
 @dataclass
@@ -214,14 +247,18 @@ def run_experiment(
     resolve_device(cfg.train.device)
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    io.write_json(out_dir / "config.json", cfg.model_dump(mode="json"))
+    # Everything that can fail on bad input happens before the first file is written.
     data = data if data is not None else load_dataset(cfg.data)
     extractor = load_extractor(cfg)
+    protocols = {seed: build_protocol(cfg.data, cfg.scenario, data, permutation_seed=seed)
+                 for seed in cfg.seeds}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    io.remove_stale_temporaries(out_dir)
+    io.write_json(out_dir / "config.json", cfg.model_dump(mode="json"))
     results: list[SeedResult] = []
     for seed in cfg.seeds:
         # Permuted protocols draw their permutations from the seed; split ones ignore it.
-        protocol = build_protocol(cfg.data, cfg.scenario, data, permutation_seed=seed)
+        protocol = protocols[seed]
         for name in cfg.methods:
             label = f"{name} seed {seed}"
             tick = progress(label, cfg.train.iters * protocol.n_tasks) if progress else None
@@ -245,8 +282,9 @@ def summarise_experiment(cfg: RunConfig, results: list[SeedResult]) -> dict[str,
             "average_accuracy_se": se,
             "per_seed": dict(zip([r.seed for r in rows], final)),
             "curve_mean": curves.mean(0).tolist(),
+            # One seed has no standard error: None (null in JSON), never NaN.
             "curve_se": (curves.std(0, ddof=1) / np.sqrt(len(rows))).tolist()
-            if len(rows) > 1 else [float("nan")] * curves.shape[1],
+            if len(rows) > 1 else [None] * curves.shape[1],
             "bwt_mean": float(np.mean([r.metrics["bwt"] for r in rows])),
             "forgetting_mean": float(np.mean([r.metrics["forgetting"] for r in rows])),
             "fwt_mean": float(np.mean([r.metrics["fwt"] for r in rows])),

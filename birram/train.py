@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from birram.data.protocols import Protocol, Task
+from birram.errors import TrainingDiverged
 from birram.methods.base import Batch, Context, Method, TrainingSet, TrainSettings
 
 ProgressFn = Callable[[int, int, int], None]  # (task, iteration, iterations per task)
@@ -130,24 +131,55 @@ def train_continual(
         sampler = EpochSampler(data.x.shape[0], settings.batch_size, ctx.generator, ctx.device)
         ctx.model.train()
         logs: dict[str, torch.Tensor] = {}
+        # The first iteration whose loss was not finite, kept on the device and read only every
+        # CHECK_EVERY steps, so the guard costs no synchronisation per step.
+        first_bad = torch.full((), -1, dtype=torch.long, device=ctx.device)
         for it in range(settings.iters):
             idx = sampler.next_indices()
             task_ids = data.task_ids[idx]
             batch = Batch(data.x[idx], data.y[idx], task_ids, ctx.sample_mask(task_ids))
             loss, logs = method.loss(ctx, batch)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
+                                    torch.full_like(first_bad, it), first_bad)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             method.after_step(ctx)
-            if progress is not None and (it + 1) % 50 == 0:
-                progress(t, it + 1, settings.iters)
+            if (it + 1) % CHECK_EVERY == 0 or it + 1 == settings.iters:
+                check_finite_loss(first_bad, t, ctx.settings.lr)
+                if progress is not None:
+                    progress(t, it + 1, settings.iters)
+        check_finite_parameters(ctx.model, t, ctx.settings.lr)
         method.after_task(ctx, data)
+        check_finite_parameters(ctx.model, t, ctx.settings.lr)
         accuracies = evaluate(method, ctx, t)
         losses = {k: float(v) for k, v in logs.items()}
         state.records.append(TaskRecord(t, accuracies, time.perf_counter() - start, losses))
         if on_task_end is not None:
             on_task_end(ctx, state)
     return state
+
+
+CHECK_EVERY = 50  # iterations between reads of the non-finite-loss flag (and progress updates)
+
+
+def _hint(lr: float) -> str:
+    return (f"the run stopped and the checkpoint of the last completed task is kept; lower the "
+            f"learning rate (--lr, now {lr:g}) or the regularisation strength")
+
+
+def check_finite_loss(first_bad: torch.Tensor, task: int, lr: float) -> None:
+    bad = int(first_bad)
+    if bad >= 0:
+        raise TrainingDiverged(f"the loss became NaN or infinite at task {task + 1}, iteration "
+                               f"{bad + 1}; {_hint(lr)}")
+
+
+def check_finite_parameters(model: torch.nn.Module, task: int, lr: float) -> None:
+    for name, p in model.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            raise TrainingDiverged(f"parameter {name} became NaN or infinite during task "
+                                   f"{task + 1}; {_hint(lr)}")
 
 
 def evaluate_each_own_task(method: Method, ctx: Context) -> list[float]:

@@ -91,7 +91,7 @@ def test_experiment_writes_every_file(tmp_path):
     seed_dir = tmp_path / "none" / "seed-1"
     for name in ["metrics.json", "accuracy_matrix.csv", "confusion.csv", "accuracy_matrix.png"]:
         assert (seed_dir / name).exists(), name
-    assert not (seed_dir / "checkpoint.pt").exists()
+    assert not (seed_dir / "checkpoint.safetensors").exists()
     methods = result.summary["methods"]
     assert methods["joint"]["average_accuracy_mean"] > methods["none"]["average_accuracy_mean"]
     assert not list(tmp_path.rglob("*.tmp"))
@@ -121,7 +121,7 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
             run_experiment(cfg, tmp_path / "cut", data=blobs(n_classes=4))
     finally:
         run_module.save_checkpoint = original
-    assert (tmp_path / "cut" / "er" / "seed-1" / "checkpoint.pt").exists()
+    assert (tmp_path / "cut" / "er" / "seed-1" / "checkpoint.safetensors").exists()
     resumed = run_experiment(cfg, tmp_path / "cut", data=blobs(n_classes=4))
     for a, b in zip(full.results, resumed.results):
         np.testing.assert_allclose(a.accuracy_matrix, b.accuracy_matrix)

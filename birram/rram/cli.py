@@ -16,6 +16,7 @@ import typer
 from birram import io
 from birram.cli_support import friendly_errors
 from birram.errors import ConfigError
+from birram.rundir import check_writable
 
 
 def parse_currents(text: str) -> list[float]:
@@ -25,10 +26,17 @@ def parse_currents(text: str) -> list[float]:
         raise ConfigError(f"--icc expects comma-separated currents in A, got {text!r}") from None
     if not values:
         raise ConfigError("--icc needs at least one compliance current")
+    if len(values) > 64:
+        raise ConfigError(f"--icc takes at most 64 compliance currents, got {len(values)}")
     for v in values:
-        if not (math.isfinite(v) and v > 0):
-            raise ConfigError(f"compliance current must be > 0 A, got {v}")
+        if not (math.isfinite(v) and 0 < v <= 0.1):
+            raise ConfigError(f"compliance current must lie in (0, 0.1] A, got {v}")
     return sorted(values)
+
+
+def check_range(option: str, value: float, low: float, high: float) -> None:
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ConfigError(f"{option} must lie in [{low:g}, {high:g}], got {value!r}")
 
 
 def simulate_command(params: str, icc: str, devices: int, cycles: int, out: Path,
@@ -48,8 +56,20 @@ def simulate_command(params: str, icc: str, devices: int, cycles: int, out: Path
 
     base = validate_params(get_params(params))
     levels = np.array(parse_currents(icc))
-    if devices < 1 or cycles < 1:
-        raise ConfigError(f"--devices and --cycles must be >= 1, got {devices}, {cycles}")
+    check_range("--devices", devices, 1, 1_000_000)
+    check_range("--cycles", cycles, 1, 1000)
+    check_range("--seed", seed, 0, 2**32 - 1)
+    check_range("--keep-iv", keep_iv, 0, 1000)
+    check_range("--step", step, 1e-4, 1.0)
+    check_range("--rate", rate, 1e-2, 1e12)
+    if v_set_max is not None:
+        check_range("--v-set-max", v_set_max, 1e-3, 20.0)
+    if v_reset_max is not None:
+        check_range("--v-reset-max", v_reset_max, 1e-3, 20.0)
+    if len(levels) * devices * cycles > 50_000_000:
+        raise ConfigError("levels x devices x cycles exceeds 50 million device cycles; "
+                          "simulate fewer devices or cycles per command")
+    check_writable(out)
     if compliance_mode not in ("ideal", "1t1r", "none"):
         raise ConfigError(f"--compliance must be ideal, 1t1r or none, got {compliance_mode!r}")
     d = default_sweep(base)
@@ -163,6 +183,8 @@ def register(app: typer.Typer) -> None:
         """Generate (or load from the cache) the RRAM compliance-level dataset and describe it."""
         from birram.rram.dataset import RRAMDatasetConfig, load_rram_dataset
 
+        if cache_dir is not None:
+            check_writable(cache_dir, "--cache-dir")
         cfg = RRAMDatasetConfig.small(seed=seed) if small else RRAMDatasetConfig(seed=seed)
         if view not in ("features", "trace"):
             raise ConfigError(f"--view must be features or trace, got {view!r}")

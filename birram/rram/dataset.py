@@ -41,7 +41,7 @@ from birram.rram.integrate import IntegratorOptions
 from birram.rram.params import get_params
 from birram.rram.variability import Variability
 
-FORMAT_VERSION = 2  # bump when the simulator or the stored layout changes
+FORMAT_VERSION = 3  # bump when the simulator or the stored layout changes
 FEATURE_VIEW_NAMES = ("log_r_lrs", "log_r_hrs", "v_set", "v_reset", "log_i_reset")
 View = Literal["features", "trace"]
 
@@ -67,18 +67,27 @@ class RRAMDatasetConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        ints = {"n_levels": 2, "n_train_devices": 1, "n_test_devices": 1, "cycles": 1,
-                "warmup_cycles": 0, "trace_points": 2}
-        for name, low in ints.items():
+        # Upper bounds: generous for research, but a typo must not start a day-long simulation.
+        ints = {"n_levels": (2, 64), "n_train_devices": (1, 100_000),
+                "n_test_devices": (1, 100_000), "cycles": (1, 1000), "warmup_cycles": (0, 100),
+                "trace_points": (2, 4096), "seed": (0, 2**32 - 1)}
+        for name, (low, high) in ints.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or value < low:
-                raise ConfigError(f"RRAM dataset {name} must be an integer >= {low}, "
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"RRAM dataset {name} must be an integer in [{low}, {high}], "
                                   f"got {value!r}")
-        for name in ("icc_min_a", "icc_max_a", "v_set_max", "v_reset_max",
-                     "sweep_rate_v_per_s", "sweep_step_v"):
+        reals = {"icc_min_a": (1e-9, 0.1), "icc_max_a": (1e-9, 0.1), "v_set_max": (1e-3, 20.0),
+                 "v_reset_max": (1e-3, 20.0), "sweep_rate_v_per_s": (1e-2, 1e12),
+                 "sweep_step_v": (1e-4, 1.0)}
+        for name, (low, high) in reals.items():
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"RRAM dataset {name} must be > 0, got {value!r}")
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or not low <= value <= high):
+                raise ConfigError(f"RRAM dataset {name} must be a number in [{low:g}, {high:g}], "
+                                  f"got {value!r}")
+        if not isinstance(self.variability_scale, (int, float)):
+            raise ConfigError(f"RRAM dataset variability_scale must be a number, "
+                              f"got {self.variability_scale!r}")
         if self.icc_max_a <= self.icc_min_a:
             raise ConfigError(f"RRAM dataset icc_max_a ({self.icc_max_a}) must exceed "
                               f"icc_min_a ({self.icc_min_a})")
@@ -88,6 +97,9 @@ class RRAMDatasetConfig:
         if self.compliance_mode not in ("ideal", "1t1r"):
             raise ConfigError(f"RRAM dataset compliance_mode must be ideal or 1t1r, "
                               f"got {self.compliance_mode!r}")
+        if not isinstance(self.params, str):
+            raise ConfigError(f"RRAM dataset params must be a parameter-set name, "
+                              f"got {self.params!r}")
         get_params(self.params)
 
     @classmethod
@@ -187,23 +199,44 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("BIRRAM_CACHE") or Path.home() / ".cache" / "birram")
 
 
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over every array's name, dtype, shape and bytes (the cache's integrity check)."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _read_cache(path: Path) -> RRAMSamples:
+    with np.load(path, allow_pickle=False) as data:
+        stored = {k: data[k] for k in data.files}
+    digest = str(stored.pop("sha256", ""))
+    if digest != _digest(stored):
+        raise ValueError("content does not match its digest")
+    for name in ("features", "traces"):
+        if not np.isfinite(stored[name]).all():
+            raise ValueError(f"non-finite {name}")
+    return RRAMSamples(**{k: (float(v) if k == "seconds" else v) for k, v in stored.items()})
+
+
 def load_rram_samples(cfg: RRAMDatasetConfig, cache_dir: Path | None = None) -> RRAMSamples:
-    """Samples for ``cfg``: from the cache when present, else simulated and cached."""
+    """Samples for ``cfg``: from the cache when present and intact, else simulated and cached."""
     path = Path(cache_dir or default_cache_dir()) / f"rram-{cfg.key()}.npz"
     if path.exists():
         try:
-            with np.load(path) as data:
-                stored = {k: data[k] for k in data.files}
-            return RRAMSamples(**{k: (float(v) if k == "seconds" else v)
-                                  for k, v in stored.items()})
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            warnings.warn(f"cached RRAM dataset {path} is unreadable ({err}); regenerating",
-                          stacklevel=2)
+            return _read_cache(path)
+        except Exception as err:  # any damage (truncation, bad zip, flipped bytes): regenerate
+            warnings.warn(f"cached RRAM dataset {path} is damaged ({type(err).__name__}: "
+                          f"{err}); regenerating it", stacklevel=2)
     samples = generate_rram_samples(cfg)
+    arrays = samples.arrays()
     try:
-        io.write_with(path, lambda f: np.savez(f, **samples.arrays()))
+        io.write_with(path, lambda f: np.savez(f, sha256=np.array(_digest(arrays)), **arrays))
     except OSError as err:
-        raise DataError(f"cannot write the RRAM dataset cache {path}: {err}") from None
+        raise DataError(f"cannot write the RRAM dataset cache {path}: {err}; set BIRRAM_CACHE "
+                        "to a writable directory") from None
     return samples
 
 

@@ -41,7 +41,7 @@ class ChipConfig:
     stuck_lrs_fraction: float = 0.0  # fraction of devices stuck in the low-resistance state
     temp_k: float = 300.0  # operating temperature, K (drift is evaluated at it)
     endurance_writes: int | None = None  # writes a device survives; then it sticks. None: no limit
-    verify_tolerance: float | None = None  # write-verify: |g - target| <= tol * (g_max - g_min)
+    verify_tolerance: float | None = None  # write-verify: |g - level| <= tol level spacings
     verify_max_attempts: int = 1  # programming attempts per write when verifying
     weight_range: float | None = None  # fixed max|w| mapped to the top level; None: per layer
     t_read_s: float = 10e-9  # duration of one read pulse, s

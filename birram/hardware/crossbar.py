@@ -171,6 +171,11 @@ class CrossbarLinear(nn.Linear):
         return self.level_g[-1] - self.level_g[0]
 
     @property
+    def level_spacing_s(self) -> Tensor:
+        """Mean conductance step between adjacent chip levels (the whole span if continuous)."""
+        return self.g_span / max(self.level_g.numel() - 1, 1)
+
+    @property
     def n_devices(self) -> int:
         return 2 * self.in_features * self.out_features
 
@@ -229,7 +234,8 @@ class CrossbarLinear(nn.Linear):
 
         Only devices whose target level changed are written (all non-stuck devices with
         ``only_changed=False``); stuck devices are never written. With write-verify each device
-        is re-programmed until within tolerance or out of attempts; every attempt counts as a
+        is re-programmed until a (noiseless) verify read lies within ``verify_tolerance`` level
+        spacings of its level, or it runs out of attempts; every attempt counts as a
         write, costs write energy and restarts the device's drift clock. A device that reaches
         the endurance limit sticks in the state its last write left.
         """
@@ -274,7 +280,7 @@ class CrossbarLinear(nn.Linear):
             return g, attempts
         limit = budget.clamp(max=self.config.verify_max_attempts)
         for _ in range(self.config.verify_max_attempts - 1):
-            retry = ((g - target).abs() > tol * self.g_span) & (attempts < limit)
+            retry = ((g - target).abs() > tol * self.level_spacing_s) & (attempts < limit)
             if not bool(retry.any()):
                 break
             again = retry.nonzero().squeeze(1)

@@ -49,7 +49,7 @@ from birram.rram.integrate import DeviceState, IntegratorOptions, initial_state,
 from birram.rram.params import FILAMENT, DeviceParams, validate_params
 from birram.rram.variability import Variability, device_params, draw_normals, read_noise
 
-FORMAT_VERSION = 1  # bump when the simulation or the stored layout changes
+FORMAT_VERSION = 2  # bump when the simulation or the stored layout changes
 MAX_LEVELS = 64
 RESET_COMPLIANCE_A = 1.0  # the compliance acts on positive bias only; any value will do
 
@@ -235,25 +235,29 @@ def initial_compliances(config: ProgrammingConfig) -> np.ndarray:
     return icc
 
 
-def place_compliances(config: ProgrammingConfig, icc_a: np.ndarray,
-                      g_mean_s: np.ndarray) -> np.ndarray:
+def place_compliances(config: ProgrammingConfig, icc_a: np.ndarray, g_s: np.ndarray,
+                      g_reset_s: float) -> np.ndarray:
     """Compliances whose mean conductances are evenly spaced from level 0 to the top level.
 
-    Interpolates log G against log I_CC through the levels just measured (G rises
-    monotonically with I_CC); the top level keeps ``icc_max_a``.
+    ``icc_a``/``g_s``: every SET cell simulated so far (compliance, read conductance). A
+    quadratic in log I_CC fitted to all of them (G rises smoothly with I_CC, about
+    proportionally) averages the cell-to-cell spread over levels and passes, so each level's
+    placement does not carry the sampling error of its own pilot mean.
     """
+    if config.n_levels == 2:  # nothing to place: RESET and the top level
+        return np.array([0.0, config.icc_max_a])
+    log_icc = np.log(icc_a)
+    # three levels give only two distinct compliances per pass: a straight line then
+    coef = np.polyfit(log_icc, np.log(g_s), 2 if config.n_levels > 3 else 1)
+    # the fit gives the median of ln G; the mean of G is what must be evenly spaced
+    resid_var = float(np.var(np.log(g_s) - np.polyval(coef, log_icc)))
+    grid = np.linspace(np.log(config.icc_min_a), np.log(config.icc_max_a), 4096)
+    g_grid = np.exp(np.polyval(coef, grid) + resid_var / 2)
+    # monotone, anchored at the top: a fit bending up below the data cannot pull levels down
+    g_grid = np.minimum.accumulate(g_grid[::-1])[::-1]
     levels = config.n_levels
-    targets = g_mean_s[0] + (g_mean_s[-1] - g_mean_s[0]) * np.arange(levels) / (levels - 1)
-    log_icc, log_g = np.log(icc_a[1:]), np.log(g_mean_s[1:])
-    order = np.argsort(log_g)
-    log_icc, log_g = log_icc[order], np.maximum.accumulate(log_g[order])
-    wanted = np.log(np.maximum(targets[1:], 1e-30))
-    placed = np.interp(wanted, log_g, log_icc)
-    # below the measured span, G proportional to I_CC (measured down to 1 uA)
-    low = wanted < log_g[0]
-    placed[low] = log_icc[0] + wanted[low] - log_g[0]
-    icc = np.concatenate([[0.0], np.exp(placed)])
-    icc[1:] = np.clip(icc[1:], config.icc_min_a, config.icc_max_a)
+    targets = g_reset_s + (g_grid[-1] - g_reset_s) * np.arange(1, levels) / (levels - 1)
+    icc = np.concatenate([[0.0], np.exp(np.interp(targets, g_grid, grid))])
     icc[-1] = config.icc_max_a
     return np.maximum.accumulate(icc)
 
@@ -263,10 +267,17 @@ def run_calibration(config: ProgrammingConfig) -> Calibration:
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(config.seed)
     icc = initial_compliances(config)
+    seen_icc: list[np.ndarray] = []
+    seen_g: list[np.ndarray] = []
+    g_reset: list[float] = []
     for _ in range(config.placement_passes):
         pilot = simulate_levels(config, icc, config.pilot_devices, gen)
-        g_mean = pilot.g_s.reshape(config.n_levels, -1).mean(1).numpy()
-        icc = place_compliances(config, icc, g_mean)
+        g = pilot.g_s.reshape(config.n_levels, -1).numpy()
+        seen_icc.append(np.repeat(icc[1:], g.shape[1]))
+        seen_g.append(g[1:].reshape(-1))
+        g_reset.append(float(g[0].mean()))
+        icc = place_compliances(config, np.concatenate(seen_icc), np.concatenate(seen_g),
+                                float(np.mean(g_reset)))
     cells = simulate_levels(config, icc, config.devices_per_level, gen)
     shape = (config.n_levels, config.devices_per_level)
     table = LevelTable(icc_a=icc, g_samples_s=cells.g_s.reshape(shape).numpy(),

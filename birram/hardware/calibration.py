@@ -20,8 +20,20 @@ width survives a full gap opening), so each simulated cell first holds an earlie
 state: a SET at the compliance of a uniformly drawn level 1 .. L-1. Every cell is a fresh
 device-to-device draw with a fresh cycle-to-cycle draw (``birram.rram.variability``).
 
+Placement. Level 0's mean conductance comes from the RESET alone; the top level's compliance is
+``icc_max_a``; the others are placed so that the mean conductances are evenly spaced between
+the two, from a smooth fit of G against I_CC over pilot populations (two passes of 200 cells
+per level), then the table is simulated afresh.
+
 Write energy is ``sum_k V_k I_k dt_k`` over the simulated RESET and SET pulses, with ``V`` the
 applied voltage: the energy the driver delivers, including what the compliance element burns.
+
+Measured with the defaults (16 levels, 1,000 cells per level, variability scale 1, seed 0):
+level 0 at 0.10 uS, levels 1-15 from 6.85 uS (I_CC 6.3 uA) to 102.7 uS (100 uA) in steps of
+6.84 uS that stay within 8.3 % of each other; the spread of a SET level is about 8 % of its mean
+(0.54 uS at level 1, 8.7 uS at level 15, i.e. 0.08 to 1.27 level spacings); the write energy
+rises from 0.8 pJ (level 0, RESET only) through 10.3 pJ (level 1) to 150.5 pJ (level 15). The
+whole calibration takes about 1 s on 2 CPU cores with the compiled integrator.
 """
 
 from __future__ import annotations
@@ -88,8 +100,8 @@ class ProgrammingConfig:
     ``icc_max_a`` is the compliance of the top level. 100 uA by default: a current a
     minimum-size access transistor sinks, a top conductance of about 100 uS (10 kohm, 10 uA
     per cell at 0.1 V), and within the 10 uA - 1 mA range ``FILAMENT`` was calibrated for.
-    ``icc_min_a`` is the lowest compliance the calibration may choose (64 levels need about
-    1.5 uA for level 1).
+    ``icc_min_a`` is the lowest compliance the calibration may choose (64 levels need 1.65 uA
+    for level 1; G stays proportional to I_CC down to 1 uA).
     """
 
     n_levels: int = 16

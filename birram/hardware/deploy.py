@@ -30,7 +30,7 @@ def default_cells(config: ChipConfig) -> CellModel:
     if config.cells == "ideal":
         return IdealCells(n_levels=config.n_levels)
     raise ConfigError(f"chip.cells={config.cells!r} needs a calibrated cell model: pass "
-                      "cells=... to deploy (e.g. an RRAMCells instance)")
+                      "cells=birram.hardware.rram_cells.rram_cells(n_levels=...) to deploy")
 
 
 def deploy(model: nn.Module, chip: ChipConfig | str = "rram-4bit",

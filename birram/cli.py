@@ -16,12 +16,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from birram.cli_support import console, err_console, friendly_errors
+from birram.cli_support import OneLineErrors, console, err_console, friendly_errors
 from birram.config import RunConfig, available_presets, load_preset, preset_path, resolve
 from birram.errors import ConfigError
 from birram.rundir import check_out_dir
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=OneLineErrors,
                   help="Continual learning with brain-inspired replay, and an RRAM simulator.")
 
 

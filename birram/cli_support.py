@@ -6,8 +6,12 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import sys
+
 import typer
 from rich.console import Console
+from typer import _click
+from typer.core import Abort, TyperGroup
 from rich.markup import escape
 
 from birram.errors import BirramError
@@ -31,3 +35,28 @@ def friendly_errors(func: F) -> F:
             raise typer.Exit(err.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors as one line (``error: ...``) with exit code 2, not a framed block."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _click.exceptions.NoArgsIsHelpError as err:
+            err.show()
+            code = err.exit_code
+        except _click.exceptions.ClickException as err:
+            where = err.ctx.command_path if getattr(err, "ctx", None) else "birram"
+            message = " ".join(err.format_message().split())
+            err_console.print(f"[bold red]error:[/] {escape(message)} (see {escape(where)} "
+                              "--help)", highlight=False)
+            code = err.exit_code
+        except Abort:
+            err_console.print("interrupted", highlight=False)
+            code = 130
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)

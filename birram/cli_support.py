@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import sys
-
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer import _click
 from typer.core import Abort, TyperGroup
-from rich.markup import escape
 
 from birram.errors import BirramError
 

@@ -134,3 +134,27 @@ def test_same_seed_same_deployed_chip() -> None:
         assert torch.equal(a(x), b(x))
     for la, lb in zip(crossbar_layers(a), crossbar_layers(b)):
         assert torch.equal(la.stuck, lb.stuck) and torch.equal(la.g, lb.g)
+
+
+def test_state_dict_carries_the_chip_state() -> None:
+    cfg = chip_preset("rram-noisy", cells="ideal")
+    a = deploy(Classifier((12,), 3, [10]), cfg.replace(seed=1), IdealCells(n_levels=8))
+    b = deploy(Classifier((12,), 3, [10]), cfg.replace(seed=2), IdealCells(n_levels=8))
+    b.load_state_dict(a.state_dict())
+    for la, lb in zip(crossbar_layers(a), crossbar_layers(b)):
+        assert torch.equal(la.g, lb.g) and torch.equal(la.stuck, lb.stuck)
+        assert torch.equal(la.effective_weight(), lb.effective_weight())
+
+
+def test_hardware_aware_training_step_then_reprogramming() -> None:
+    torch.manual_seed(0)
+    model = deploy(Classifier((12,), 3, [10]), chip_preset("rram-4bit", cells="ideal"),
+                   IdealCells(n_levels=16, read_noise_sigma=0.05))
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.5)
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = nn.functional.cross_entropy(model(torch.rand(16, 12)), torch.randint(0, 3, (16,)))
+    loss.backward()
+    optimiser.step()
+    assert all(not torch.equal(p, q) for p, q in zip(model.parameters(), before))
+    writes = program_model(model)
+    assert 0 < writes < sum(layer.n_devices for layer in crossbar_layers(model))

@@ -66,6 +66,8 @@ def overrides(**options: Any) -> dict[str, Any]:
         "threads": ("train", "threads"),
         "scenario": ("scenario",), "methods": ("methods",), "seeds": ("seeds",),
         "name": ("name",), "export": ("export",),
+        "chip": ("hardware", "chip"), "chip_mode": ("hardware", "mode"),
+        "chips": ("hardware", "chips"),
     }
     out: dict[str, Any] = {}
     for key, value in options.items():
@@ -156,9 +158,28 @@ def execute(cfg: RunConfig, out: Path | None, resume: bool) -> Path:
     for row in report.table_rows(result.summary):
         table.add_row(*(row[i] for i in keep))
     console.print(table)
+    if cfg.hardware is not None:
+        print_hardware_table(result.summary["hardware"], cfg)
     console.print(f"Results written to [bold]{out}[/] (results.md, accuracy_curve.png, "
-                  "metrics per method and seed).")
+                  "metrics per method and seed" + (", hardware.md" if cfg.hardware else "")
+                  + ").")
     return out
+
+
+def print_hardware_table(summary: dict[str, Any], cfg: RunConfig) -> None:
+    from birram import onchip_report
+
+    assert cfg.hardware is not None
+    table = Table(title=f"on the chip: {cfg.hardware.chip}, {cfg.hardware.mode}, "
+                        f"{cfg.hardware.chips} chip instance(s) per training run")
+    for i, name in enumerate(onchip_report.HEADER):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    for row in onchip_report.table_rows(summary):
+        table.add_row(*row)
+    console.print(table)
+    if "bir_over_best_conventional" in summary:
+        console.print(f"BI-R on the devices: {summary['bir_over_best_conventional']:.2f}x the "
+                      "best conventional method.")
 
 
 PresetOpt = typer.Option(None, "--preset", "-p", help="Named preset (see `birram presets`).")
@@ -181,6 +202,11 @@ ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run in
 ExportOpt = typer.Option(None, "--export/--no-export",
                          help="Also write model.pt2 (torch.export) for edge runtimes.")
 SetOpt = typer.Option([], "--set", help="Any setting, e.g. method.si_c=0.1 (repeatable).")
+ChipOpt = typer.Option(None, "--chip", help="Put the weights on a simulated chip (see "
+                       "`birram chips`), e.g. rram-4bit.")
+ChipModeOpt = typer.Option(None, "--chip-mode", help="program-after-task (train digitally, "
+                           "program after each task) or hardware-aware (train on the chip).")
+ChipsOpt = typer.Option(None, "--chips", help="Chip instances (device-variability draws).")
 
 
 def build(preset: str | None, sets: list[str], **options: Any) -> RunConfig:
@@ -190,6 +216,10 @@ def build(preset: str | None, sets: list[str], **options: Any) -> RunConfig:
     cfg = resolve(preset, _merge(overrides(**options), parse_assignments(sets)))
     protocol_spec(cfg.data.protocol)
     check_methods(cfg.methods)
+    if cfg.hardware is not None:
+        from birram.onchip import validate
+
+        validate(cfg.hardware)
     return cfg
 
 
@@ -240,8 +270,12 @@ def compare(
     download: bool = DownloadOpt, view: str = ViewOpt, extractor: Path = ExtractorOpt,
     device: str = DeviceOpt, threads: int = ThreadsOpt, out: Path = OutOpt,
     resume: bool = ResumeOpt, export: bool = ExportOpt, set_: list[str] = SetOpt,
+    chip: str = ChipOpt, chip_mode: str = ChipModeOpt, chips: int = ChipsOpt,
 ) -> None:
-    """Compare several methods over several seeds: a table of mean and standard error."""
+    """Compare several methods over several seeds: a table of mean and standard error.
+
+    With --chip, the weights also live on simulated RRAM crossbars: accuracy on the devices,
+    energy, writes and memory per method (hardware.md)."""
     from birram.methods.registry import ABLATION
 
     method_list = parse_list(methods, str, "--methods")
@@ -252,8 +286,23 @@ def compare(
                 hidden=parse_list(hidden, int, "--hidden"), n_tasks=n_tasks,
                 class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
                 download=download, view=view, extractor=extractor, device=device,
-                threads=threads, export=export)
+                threads=threads, export=export, chip=chip, chip_mode=chip_mode, chips=chips)
     execute(cfg, out, resume)
+
+
+@app.command()
+@friendly_errors
+def chips() -> None:
+    """List the simulated chip presets (for --chip)."""
+    from birram.hardware.chip import CHIP_PRESETS
+
+    for name, config in CHIP_PRESETS.items():
+        levels = "continuous" if config.n_levels is None else f"{config.n_levels} levels"
+        faults = config.stuck_hrs_fraction + config.stuck_lrs_fraction
+        console.print(f"{name:12s} {config.cells} cells, {levels}, DAC/ADC "
+                      f"{config.dac_bits or 'ideal'}/{config.adc_bits or 'ideal'} bits, "
+                      f"{100 * faults:.1f} % stuck devices, endurance "
+                      f"{config.endurance_writes or 'unlimited'}", highlight=False)
 
 
 @app.command()

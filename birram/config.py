@@ -84,6 +84,25 @@ class MethodConfig(Strict):
     generator_hidden: list[int] | None = None  # separate generator's layers; None: as the model
 
 
+class HardwareConfig(Strict):
+    """Where the learner's weights live: a simulated chip, and how training uses it."""
+
+    chip: str = "rram-4bit"  # a preset of birram.hardware.chip.CHIP_PRESETS
+    # program-after-task: train digitally, write the changed weights onto each chip after every
+    # task and evaluate there. hardware-aware: every forward pass (training, replay generation,
+    # evaluation) runs on the chip, gradients reach digital shadow weights, and the chip is
+    # reprogrammed every reprogram_every iterations and at the end of each task.
+    mode: Literal["program-after-task", "hardware-aware"] = "program-after-task"
+    chips: int = Field(default=5, ge=1, le=100)  # chip instances: device-variability draws
+    # Iterations between reprogramming in hardware-aware mode. 1 (every step, only changed
+    # devices are written) keeps the forward pass on the weights being trained; with longer
+    # periods the straight-through gradient trains weights the chip does not yet hold, and
+    # they run away (measured: BI-R diverges at 100 on rram-demo-quick).
+    reprogram_every: int = Field(default=1, ge=1, le=1_000_000)
+    variability_scale: float = Field(default=1.0, ge=0, le=20)  # of the RRAM cells' spreads
+    changes: dict[str, Any] = Field(default_factory=dict)  # chip fields over the preset
+
+
 class RunConfig(Strict):
     # The name becomes part of the default run directory: no path separators.
     name: str = Field(default="run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -94,6 +113,7 @@ class RunConfig(Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
+    hardware: HardwareConfig | None = None  # None: digital only
 
     @field_validator("seeds")
     @classmethod

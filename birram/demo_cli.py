@@ -8,7 +8,16 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from birram.cli import OutOpt, build, execute, friendly_errors, parse_list
+    from birram.cli import (
+        ChipModeOpt,
+        ChipOpt,
+        ChipsOpt,
+        OutOpt,
+        build,
+        execute,
+        friendly_errors,
+        parse_list,
+    )
 
     @app.command()
     @friendly_errors
@@ -22,6 +31,7 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option(None, help="cpu or cuda."),
         out: Path = OutOpt,
         resume: bool = typer.Option(False, "--resume", help="Continue a run in --out."),
+        chip: str = ChipOpt, chip_mode: str = ChipModeOpt, chips: int = ChipsOpt,
     ) -> None:
         """Simulate RRAM devices, learn their compliance levels one task at a time with BI-R
         and the conventional methods, and write a report."""
@@ -33,7 +43,7 @@ def register(app: typer.Typer) -> None:
         if view == "trace" and not quick:
             preset, view = "rram-demo-trace", None  # the preset sizes the network for traces
         cfg = build(preset, [], seeds=parse_list(seeds, int, "--seeds"), view=view,
-                    device=device, export=True)
+                    device=device, export=True, chip=chip, chip_mode=chip_mode, chips=chips)
         if order == "decreasing":
             levels = int(cfg.data.rram.get("n_levels", 10))
             cfg.data.class_order = list(range(levels - 1, -1, -1))

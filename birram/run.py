@@ -82,37 +82,54 @@ def run_seed(
     resume: bool = True,
     progress: Callable[[int, int, int], None] | None = None,
     extractor: torch.nn.Module | None = None,
+    chip_instance: int = 1,
 ) -> SeedResult:
-    """Train one method with one seed; write its directory; resume from a checkpoint if any."""
+    """Train one method with one seed; write its directory; resume from a checkpoint if any.
+
+    With ``cfg.hardware`` the weights also live on simulated chips (``birram.onchip``); such a
+    run is resumed per finished (method, seed, chip) directory, not within one.
+    """
     if resume and rundir.is_sealed(run_dir):
         rundir.verify(run_dir)
         return load_seed_result(run_dir, protocol.n_tasks)
     device = resolve_device(cfg.train.device)
     method = build_method(method_name, cfg.method, extractor)
     ctx = prepare(method, make_context(protocol, settings_from(cfg), seed, device))
+    hooks = None
+    if cfg.hardware is not None:
+        from birram import onchip
+
+        hooks = onchip.hooks_for(cfg.hardware, chip_instance)
+        hooks.setup(method, ctx)
     io.write_json(run_dir / "config.json", {**cfg.model_dump(mode="json"),
                                             "method_name": method_name, "seed": seed})
     checkpoint = run_dir / CHECKPOINT
-    state = load_checkpoint(checkpoint, method, ctx) if resume and checkpoint.exists() else None
+    state = (load_checkpoint(checkpoint, method, ctx)
+             if resume and hooks is None and checkpoint.exists() else None)
     started = time.perf_counter()
 
     def on_task_end(c: Context, s: RunState) -> None:
         save_replay_samples(method, c, run_dir)
-        save_checkpoint(checkpoint, method, c, s)
+        if hooks is None:  # a chip's state is not checkpointed: its run restarts whole
+            save_checkpoint(checkpoint, method, c, s)
 
     try:
         state = train_continual(method, ctx, progress=progress, state=state,
-                                on_task_end=on_task_end)
+                                on_task_end=on_task_end, hooks=hooks)
     except TrainingDiverged as err:
         raise TrainingDiverged(f"{method_name}, seed {seed}: {err}") from None
     wall = time.perf_counter() - started
     result = finish_seed(cfg, method_name, seed, method, ctx, state, run_dir, wall)
+    files = list(RESULT_FILES)
+    if hooks is not None:
+        io.write_json(run_dir / "hardware.json", hooks.finish(method, ctx))
+        files.append("hardware.json")
     io.write_with(run_dir / "model.pt", lambda f: torch.save(ctx.model.state_dict(), f))
-    if cfg.export:
+    if cfg.export and hooks is None:
         from birram.export import export_model
 
         export_model(method, ctx, run_dir / "model.pt2")
-    rundir.seal(run_dir, RESULT_FILES)
+    rundir.seal(run_dir, files)
     checkpoint.unlink(missing_ok=True)
     return result
 
@@ -260,14 +277,28 @@ def run_experiment(
         # Permuted protocols draw their permutations from the seed; split ones ignore it.
         protocol = protocols[seed]
         for name in cfg.methods:
-            label = f"{name} seed {seed}"
-            tick = progress(label, cfg.train.iters * protocol.n_tasks) if progress else None
-            results.append(run_seed(cfg, name, seed, protocol, out_dir / name / f"seed-{seed}",
-                                    resume, tick, extractor))
+            for instance, run_dir in seed_dirs(cfg, out_dir / name / f"seed-{seed}"):
+                label = f"{name} seed {seed}" + (f" chip {instance}" if instance else "")
+                tick = progress(label, cfg.train.iters * protocol.n_tasks) if progress else None
+                results.append(run_seed(cfg, name, seed, protocol, run_dir, resume, tick,
+                                        extractor, chip_instance=instance or 1))
     summary = summarise_experiment(cfg, results)
     io.write_json(out_dir / "summary.json", summary)
     report.write_experiment_report(out_dir, cfg, summary, results)
+    if cfg.hardware is not None:
+        from birram import onchip_report
+
+        summary["hardware"] = onchip_report.write_hardware_report(out_dir, cfg)
     return ExperimentResult(out_dir, results, summary)
+
+
+def seed_dirs(cfg: RunConfig, seed_dir: Path) -> list[tuple[int, Path]]:
+    """``(chip instance, directory)`` of each training run of one (method, seed): one run, or
+    one per chip when every chip trains its own network (hardware-aware)."""
+    hw = cfg.hardware
+    if hw is None or hw.mode != "hardware-aware":
+        return [(0, seed_dir)]
+    return [(k, seed_dir / f"chip-{k}") for k in range(1, hw.chips + 1)]
 
 
 def summarise_experiment(cfg: RunConfig, results: list[SeedResult]) -> dict[str, Any]:

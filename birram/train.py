@@ -105,18 +105,34 @@ def make_context(protocol: Protocol, settings: TrainSettings, seed: int,
     return ctx
 
 
+class LoopHooks:
+    """Points where a run can act around the loop without the methods knowing (e.g. keeping
+    the model's weights on a simulated chip). The default hooks do nothing."""
+
+    def step_done(self, ctx: Context, iteration: int) -> None:
+        """After every optimiser step (and the method's ``after_step``)."""
+
+    def task_trained(self, method: Method, ctx: Context) -> None:
+        """After the last step of a task, before the method's ``after_task``."""
+
+    def task_done(self, method: Method, ctx: Context, accuracies: list[float]) -> None:
+        """After the loop's evaluation of a task (``accuracies``), before ``on_task_end``."""
+
+
 def train_continual(
     method: Method,
     ctx: Context,
     progress: ProgressFn | None = None,
     state: RunState | None = None,
     on_task_end: Callable[[Context, RunState], None] | None = None,
+    hooks: LoopHooks | None = None,
 ) -> RunState:
     """Train ``method`` on every task of ``ctx.protocol`` in turn, evaluating after each.
 
     ``ctx.model`` must already be built (see :func:`prepare`). With a ``state`` from a
     checkpoint, training resumes after the last recorded task.
     """
+    hooks = hooks or LoopHooks()
     state = state or RunState()
     if not state.random_init_accuracies:
         state.random_init_accuracies = evaluate_each_own_task(method, ctx)
@@ -145,14 +161,17 @@ def train_continual(
             loss.backward()
             optimizer.step()
             method.after_step(ctx)
+            hooks.step_done(ctx, it)
             if (it + 1) % CHECK_EVERY == 0 or it + 1 == settings.iters:
                 check_finite_loss(first_bad, t, ctx.settings.lr)
                 if progress is not None:
                     progress(t, it + 1, settings.iters)
         check_finite_parameters(ctx.model, t, ctx.settings.lr)
+        hooks.task_trained(method, ctx)
         method.after_task(ctx, data)
         check_finite_parameters(ctx.model, t, ctx.settings.lr)
         accuracies = evaluate(method, ctx, t)
+        hooks.task_done(method, ctx, accuracies)
         losses = {k: float(v) for k, v in logs.items()}
         state.records.append(TaskRecord(t, accuracies, time.perf_counter() - start, losses))
         if on_task_end is not None:
@@ -195,5 +214,5 @@ def prepare(method: Method, ctx: Context) -> Context:
     return ctx
 
 
-__all__ = ["RunState", "TaskRecord", "TrainingSet", "evaluate", "predictions", "prepare",
-           "train_continual", "make_context"]
+__all__ = ["LoopHooks", "RunState", "TaskRecord", "TrainingSet", "evaluate", "predictions",
+           "prepare", "train_continual", "make_context"]

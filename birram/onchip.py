@@ -187,6 +187,7 @@ class ChipHooks(LoopHooks):
         final = device[:, -1, :].mean(1)
         return {
             "mode": self.hw.mode, "chip": self.hw.chip, "changes": self.hw.changes,
+            "chip_config": chip_config(self.hw, 1).to_dict(),  # as resolved (seed: instance)
             "chips": len(self.device_rows),
             "device_accuracy_matrices": device.tolist(),
             "device_average_accuracy": final.tolist(),

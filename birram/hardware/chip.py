@@ -39,6 +39,9 @@ class ChipConfig:
     programming_noise_scale: float = 1.0  # scales each programmed cell's deviation from its level
     stuck_hrs_fraction: float = 0.0  # fraction of devices stuck in the high-resistance state
     stuck_lrs_fraction: float = 0.0  # fraction of devices stuck in the low-resistance state
+    # Fault-aware mapping: program the partner of a stuck device (found by a test read after
+    # fabrication) so that the pair's difference is still the nearest to its weight.
+    compensate_stuck: bool = False
     temp_k: float = 300.0  # operating temperature, K (drift is evaluated at it)
     endurance_writes: int | None = None  # writes a device survives; then it sticks. None: no limit
     verify_tolerance: float | None = None  # write-verify: |g - level| <= tol level spacings
@@ -122,6 +125,8 @@ def _validate(c: ChipConfig) -> None:
     real("weight_range", 0.0, open_low=True, optional=True)
     real("t_read_s", 0.0, open_low=True)
     real("v_read_v", 0.0, open_low=True, optional=True)
+    if not isinstance(c.compensate_stuck, bool):
+        fail("compensate_stuck", c.compensate_stuck, "true or false")
     if not isinstance(c.drift_compensation, bool):
         fail("drift_compensation", c.drift_compensation, "true or false")
     integer("seed", 0)
@@ -134,12 +139,14 @@ CHIP_PRESETS: dict[str, ChipConfig] = {
                         read_noise=False, stuck_hrs_fraction=0.0, stuck_lrs_fraction=0.0,
                         endurance_writes=None),
     # The default chip: RRAM cells with 16 levels, 8-bit converters, read noise, 0.5 % of
-    # devices stuck (half at HRS, half at LRS) and an endurance of 1e6 writes.
+    # devices stuck (half at HRS, half at LRS, mapped around by their partners), write-verify
+    # (within half a level spacing, at most 5 attempts) and an endurance of 1e6 writes.
     "rram-4bit": ChipConfig(cells="rram", n_levels=16, dac_bits=8, adc_bits=8, read_noise=True,
                             stuck_hrs_fraction=0.0025, stuck_lrs_fraction=0.0025,
+                            compensate_stuck=True, verify_tolerance=0.5, verify_max_attempts=5,
                             endurance_writes=1_000_000),
-    # A worse chip: 8 levels, 6-bit converters, twice the programming and read spread, 2 % of
-    # devices stuck and an endurance of 1e5 writes.
+    # A worse chip with no mitigation: 8 levels, 6-bit converters, twice the programming and
+    # read spread, 2 % of devices stuck (not mapped around), no write-verify, endurance 1e5.
     "rram-noisy": ChipConfig(cells="rram", n_levels=8, dac_bits=6, adc_bits=6, read_noise=True,
                              read_noise_scale=2.0, programming_noise_scale=2.0,
                              stuck_hrs_fraction=0.01, stuck_lrs_fraction=0.01,

@@ -217,7 +217,31 @@ class CrossbarLinear(nn.Linear):
         above = self.level_g - self.level_g[0]
         nearest = torch.bucketize(excess, (above[1:] + above[:-1]) / 2)
         chip_level = torch.stack([torch.where(w > 0, nearest, 0), torch.where(w < 0, nearest, 0)])
+        if self.config.compensate_stuck:
+            chip_level = self._around_stuck(w, chip_level)
         return self.level_g[chip_level], self.level_map[chip_level]
+
+    def _around_stuck(self, w: Tensor, chip_level: Tensor) -> Tensor:
+        """Fault-aware mapping: where one device of a pair is stuck (known from a test read),
+        program its partner so that the pair's difference is still the nearest to the weight.
+
+        A stuck-at-LRS device alone would turn its weight into +-w_max; its partner set to the
+        level nearest ``g_stuck - G_wanted`` cancels it (Xia et al., "Stuck-at fault tolerance
+        in RRAM computing systems", DAC 2017, use the same redundancy of differential pairs).
+        """
+        stuck = self.stuck
+        one = stuck[POS] ^ stuck[NEG]
+        if not bool(one.any()):
+            return chip_level
+        wanted = (w / self.w_max).clamp(-1.0, 1.0) * self.g_span  # G+ - G- wanted
+        mids = (self.level_g[1:] + self.level_g[:-1]) / 2
+        # G+ stuck at g: G- = g - wanted; G- stuck at g: G+ = g + wanted.
+        neg_level = torch.bucketize(self.g[POS] - wanted, mids)
+        pos_level = torch.bucketize(self.g[NEG] + wanted, mids)
+        fixed = chip_level.clone()
+        fixed[NEG] = torch.where(one & stuck[POS], neg_level, chip_level[NEG])
+        fixed[POS] = torch.where(one & stuck[NEG], pos_level, chip_level[POS])
+        return fixed
 
     def _update_w_max(self, w: Tensor) -> None:
         fixed = self.config.weight_range

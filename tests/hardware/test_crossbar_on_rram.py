@@ -22,7 +22,9 @@ def test_tiny_layer_on_rram_cells(tmp_path: Path) -> None:
                               stuck_lrs_fraction=0.0), cells)
     layer = crossbar_layers(model)[0]
     written = layer.writes.bool()
-    expected_energy = float(cells.write_energy(layer.cell_level[written]).sum())
+    # write-verify may take several attempts per device, each at the device's level
+    expected_energy = float((cells.write_energy(layer.cell_level[written])
+                             * layer.writes[written]).sum())
     assert ledger_of(model).totals()["write_energy_j"] == expected_energy > 0
     assert layer.program() == 0
     x = torch.rand(64, 16)

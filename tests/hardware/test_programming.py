@@ -146,3 +146,20 @@ def test_age_rejects_bad_times() -> None:
         xbar.age(float("nan"))
     with pytest.raises(ConfigError, match="temp_k"):
         xbar.age(1.0, temp_k=-3.0)
+
+
+def test_mapping_around_stuck_devices_restores_the_weights() -> None:
+    """A device stuck at LRS makes its weight +-w_max; its partner programmed to cancel it
+    brings the pair back to the nearest level of the wanted weight."""
+    errors = {}
+    for compensate in (False, True):
+        cfg = ideal_config(n_levels=16, stuck_lrs_fraction=0.05, weight_range=1.0,
+                           compensate_stuck=compensate, seed=3)
+        xbar = layer(64, 32, cfg, IdealCells(n_levels=16))
+        one_stuck = xbar.stuck[0] ^ xbar.stuck[1]
+        assert int(one_stuck.sum()) > 20
+        error = (xbar.effective_weight() - xbar.weight.detach().double()).abs()
+        errors[compensate] = float(error[one_stuck].mean())
+    # Not all: G- stuck at LRS leaves room for weights <= 0 only (G+ cannot exceed the top).
+    assert errors[False] > 0.3
+    assert errors[True] < 0.2 * errors[False]

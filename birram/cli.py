@@ -347,7 +347,7 @@ def register_optional(module: str) -> None:
             raise
 
 
-for _module in ("birram.rram.cli", "birram.demo_cli", "birram.pretrain_cli"):
+for _module in ("birram.rram.cli", "birram.demo_cli", "birram.pretrain_cli", "birram.onchip_cli"):
     register_optional(_module)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -264,7 +265,7 @@ def plot_sweep(result: dict[str, Any], path: Path, title: str, xlabel: str,
     low, high = ax.get_ylim()  # zoomed to the data (small losses stay visible), within 0-100
     ax.set_ylim(max(0.0, low - 2.0), min(100.0, high + 2.0))
     ax.grid(alpha=0.3)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     save_figure(fig, path)
 
@@ -277,6 +278,36 @@ FIGURES = {  # sweep -> (file name, x label, x scale)
 }
 
 
+def describe_chip(chip: Mapping[str, Any], swept: str) -> str:
+    """What the figure holds fixed: the chip's settings other than the swept one."""
+    def bits(value: int | None) -> str:
+        return "ideal" if value is None else str(value)
+
+    parts = ["RRAM cells" if chip["cells"] == "rram" else f"{chip['cells']} cells"]
+    if swept != "levels":
+        parts.append("continuous levels" if chip["n_levels"] is None
+                     else f"{chip['n_levels']} levels")
+    if chip["dac_bits"] is None and chip["adc_bits"] is None:
+        parts.append("ideal converters")
+    else:
+        parts.append(f"DAC/ADC {bits(chip['dac_bits'])}/{bits(chip['adc_bits'])} bits")
+    if chip["read_noise"]:
+        scale = chip["read_noise_scale"]
+        parts.append("read noise" + (f" x{scale:g}" if scale != 1 else ""))
+    if swept != "programming_noise" and chip["programming_noise_scale"] != 1:
+        parts.append(f"programming noise x{chip['programming_noise_scale']:g}")
+    stuck = chip["stuck_hrs_fraction"] + chip["stuck_lrs_fraction"]
+    if stuck:
+        parts.append(f"{100 * stuck:g} % stuck"
+                     + (" (mapped around)" if chip.get("compensate_stuck") else ""))
+    if chip["verify_tolerance"] is not None:
+        parts.append(f"write-verify to {chip['verify_tolerance']:g} level spacing "
+                     f"(at most {chip['verify_max_attempts']} attempts)")
+    if swept != "retention" and chip["drift_compensation"]:
+        parts.append("drift compensation")
+    return ", ".join(parts)
+
+
 def plot_sweeps(results: Mapping[str, dict[str, Any]], out_dir: Path, subject: str
                 ) -> list[Path]:
     """The figure of every sweep in ``results`` (keyed by sweep name), into ``out_dir``."""
@@ -284,7 +315,8 @@ def plot_sweeps(results: Mapping[str, dict[str, Any]], out_dir: Path, subject: s
     for name, result in results.items():
         file_name, xlabel, xscale = FIGURES[name]
         chips = result["chips"]
-        title = (f"{subject}: mean ± s.e. over {chips} chip{'s' if chips > 1 else ''}")
+        title = (f"{subject}: mean ± s.e. over {chips} chip{'s' if chips > 1 else ''}\n"
+                 + textwrap.fill(describe_chip(result["chip"], name), 95))
         plot_sweep(result, Path(out_dir) / file_name, title, xlabel, xscale)
         paths.append(Path(out_dir) / file_name)
     return paths

@@ -104,7 +104,8 @@ def inference_energy(method: Method, ctx: Context, model: nn.Module) -> dict[str
     with using_model(ctx, model, "digital"):
         digital = {f"digital_{p}_{w}_j": digital_inference_energy(model, p, w, example)["total_j"]
                    for p in ("fp32", "int8") for w in ("sram", "dram")}
-    return {f"analog_{k}": v for k, v in per.items()} | digital
+        macs = digital_inference_energy(model, "fp32", "sram", example)["macs"]
+    return {f"analog_{k}": v for k, v in per.items()} | digital | {"macs_per_inference": macs}
 
 
 def bytes_kept(method: Method, ctx: Context) -> int:

@@ -292,7 +292,7 @@ class CrossbarLinear(nn.Linear):
             tally.write_energy_j += energy
         self._cache.clear()
         if cfg.drift_compensation:
-            self.drift_ref.copy_(self._reference_read())
+            self.drift_ref.copy_(self._reference_read(self.g))
         return n_writes
 
     def _write_verify(self, cell_level: Tensor, target: Tensor, budget: Tensor
@@ -348,10 +348,14 @@ class CrossbarLinear(nn.Linear):
         g = self.conductance_now()
         return (g[POS] - g[NEG]) * (self.w_max / self.g_span)
 
-    def _reference_read(self) -> Tensor:
+    def _reference_read(self, g: Tensor | None = None) -> Tensor:
         """aihwkit-style global drift compensation: the noiseless output magnitude for an
-        all-ones input, measured after programming and again at read time."""
-        return self.effective_weight().sum(1).abs().sum()
+        all-ones input, of the programmed conductances ``g`` (at programming) or of the
+        drifted ones (at read time). The reference is taken from the conductances as written,
+        not as read, so after a partial rewrite the drift of the devices left alone is still
+        compensated."""
+        g = self.conductance_now() if g is None else g
+        return ((g[POS] - g[NEG]) * (self.w_max / self.g_span)).sum(1).abs().sum()
 
     def _tiled(self, dtype: torch.dtype) -> dict[str, Tensor]:
         """Per-tile views of the array: effective weights and squared conductances as

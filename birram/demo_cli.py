@@ -10,7 +10,6 @@ import typer
 def register(app: typer.Typer) -> None:
     from birram.cli import (
         ChipModeOpt,
-        ChipOpt,
         ChipsOpt,
         OutOpt,
         build,
@@ -31,10 +30,14 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option(None, help="cpu or cuda."),
         out: Path = OutOpt,
         resume: bool = typer.Option(False, "--resume", help="Continue a run in --out."),
-        chip: str = ChipOpt, chip_mode: str = ChipModeOpt, chips: int = ChipsOpt,
+        chip: str = typer.Option("rram-4bit", "--chip", help="The simulated chip the learners "
+                                 "are also programmed onto after each task (see `birram "
+                                 "chips`); none for digital only."),
+        chip_mode: str = ChipModeOpt, chips: int = ChipsOpt,
     ) -> None:
         """Simulate RRAM devices, learn their compliance levels one task at a time with BI-R
-        and the conventional methods, and write a report."""
+        and the conventional methods, program each learner onto simulated RRAM chips after
+        every task, and write a report."""
         from birram.errors import ConfigError
 
         if order not in ("increasing", "decreasing"):
@@ -43,7 +46,8 @@ def register(app: typer.Typer) -> None:
         if view == "trace" and not quick:
             preset, view = "rram-demo-trace", None  # the preset sizes the network for traces
         cfg = build(preset, [], seeds=parse_list(seeds, int, "--seeds"), view=view,
-                    device=device, export=True, chip=chip, chip_mode=chip_mode, chips=chips)
+                    device=device, export=True, chip=None if chip == "none" else chip,
+                    chip_mode=chip_mode, chips=chips)
         if order == "decreasing":
             levels = int(cfg.data.rram.get("n_levels", 10))
             cfg.data.class_order = list(range(levels - 1, -1, -1))

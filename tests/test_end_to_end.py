@@ -53,6 +53,9 @@ def test_demo_command_runs_the_preset_end_to_end(tmp_path, monkeypatch):
     assert "Report:" in result.output and (out / "report.md").exists()
     saved = json.loads((out / "config.json").read_text())
     assert saved["data"]["class_order"] == [3, 2, 1, 0]
+    # the demo also programs each learner onto simulated RRAM chips after every task
+    assert saved["hardware"]["chip"] == "rram-4bit" and (out / "hardware.md").exists()
+    assert "on the chip" in result.output
 
 
 def test_demo_rejects_unknown_order():

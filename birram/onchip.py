@@ -20,6 +20,7 @@ Every write, its energy, and every analog read are counted in the chip's ledger.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -67,7 +68,7 @@ def load_weights(chip_model: nn.Module, model: nn.Module) -> None:
 
 
 @contextmanager
-def using_model(ctx: Context, model: nn.Module, mode: str = "analog"):
+def using_model(ctx: Context, model: nn.Module, mode: str = "analog") -> Iterator[nn.Module]:
     """Temporarily evaluate through ``model`` (a chip copy, or the model in another mode)."""
     saved_model = ctx.model
     layers = crossbar_layers(model)

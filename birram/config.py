@@ -76,12 +76,28 @@ class MethodConfig(Strict):
     distill_temperature: float = Field(default=2.0, gt=0, le=1000)
     er_samples_per_class: int = Field(default=100, ge=1, le=1_000_000)
     icarl_samples_per_class: int = Field(default=100, ge=1, le=1_000_000)
+    agem_samples_per_class: int = Field(default=100, ge=1, le=1_000_000)  # A-GEM's memory
+    # XdG: share of each hidden layer's units switched off per task (the reference's split-MNIST
+    # task-IL value; it uses 0.6 on permuted MNIST and CIFAR-10)
+    xdg_prop: float = Field(default=0.9, ge=0, lt=1)
     z_dim: int = Field(default=100, ge=1, le=100_000)
     gate_prop: float = Field(default=0.8, ge=0, lt=1)
     gate_by: Literal["class", "task"] = "class"  # what chooses the decoder gate (and GMM mode)
     recon_loss: Literal["auto", "bce", "mse"] = "auto"
     kl_weight: float = Field(default=1.0, gt=0, le=1e6)  # VAE KL weight (1: the reference's ELBO)
     generator_hidden: list[int] | None = None  # separate generator's layers; None: as the model
+    # Generative classifier: each class's VAE (the reference's split-MNIST architecture) and
+    # the importance samples per likelihood estimate (its eval_s).
+    gc_hidden: list[int] = Field(default_factory=lambda: [85, 85], min_length=1, max_length=32)
+    gc_z_dim: int = Field(default=5, ge=1, le=100_000)
+    gc_importance_samples: int = Field(default=50, ge=1, le=100_000)
+
+    @field_validator("gc_hidden")
+    @classmethod
+    def _gc_positive_units(cls, v: list[int]) -> list[int]:
+        if any(u < 1 or u > 100_000 for u in v):
+            raise ValueError("every hidden layer needs between 1 and 100000 units")
+        return v
 
 
 class HardwareConfig(Strict):

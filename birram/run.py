@@ -260,7 +260,7 @@ def run_experiment(
     """
     from birram import report
 
-    check_methods(cfg.methods)
+    check_methods(cfg.methods, cfg.scenario)
     resolve_device(cfg.train.device)
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)

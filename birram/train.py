@@ -159,6 +159,7 @@ def train_continual(
                                     torch.full_like(first_bad, it), first_bad)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            method.before_step(ctx)
             optimizer.step()
             method.after_step(ctx)
             hooks.step_done(ctx, it)

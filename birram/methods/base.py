@@ -189,6 +189,10 @@ class Method:
                 logs[f"penalty_{reg.name}"] = penalty.detach()
         return loss, logs
 
+    def before_step(self, ctx: Context) -> None:
+        """Called between ``loss.backward()`` and ``optimizer.step()``: the gradients are in
+        each parameter's ``.grad`` and may be changed in place (A-GEM projects them here)."""
+
     def after_step(self, ctx: Context) -> None:
         for reg in self.regularisers:
             reg.after_step(ctx)

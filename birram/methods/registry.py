@@ -24,6 +24,8 @@ Factory = Callable[[MethodConfig, "nn.Module | None"], Method]
 class MethodSpec:
     description: str
     factory: Factory
+    # Scenarios the method runs in; methods that must know each sample's task run in task-IL only.
+    scenarios: tuple[str, ...] = ("task", "domain", "class")
 
 
 def _none(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
@@ -71,6 +73,32 @@ def _icarl(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
     from birram.methods.icarl import ICaRL
 
     return ICaRL(samples_per_class=cfg.icarl_samples_per_class)
+
+
+def _agem(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.agem import AGEM
+
+    return AGEM(samples_per_class=cfg.agem_samples_per_class)
+
+
+def _xdg(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.xdg import XdG
+
+    return XdG(gate_prop=cfg.xdg_prop)
+
+
+def _separate_networks(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.separate import SeparateNetworksMethod
+
+    return SeparateNetworksMethod()
+
+
+def _gen_classifier(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.generative_classifier import GenerativeClassifier
+
+    return GenerativeClassifier(hidden=cfg.gc_hidden, z_dim=cfg.gc_z_dim,
+                                importance_samples=cfg.gc_importance_samples,
+                                recon_loss=cfg.recon_loss, extractor=extractor)
 
 
 def _bir_factory(**switches: bool) -> Factory:
@@ -122,6 +150,14 @@ METHODS: dict[str, MethodSpec] = {
     "lwf": MethodSpec("learning without forgetting (distillation on current inputs)", _lwf),
     "er": MethodSpec("experience replay from a class-balanced buffer", _er),
     "icarl": MethodSpec("iCaRL: herding exemplars, distillation, nearest mean", _icarl),
+    "agem": MethodSpec("A-GEM: gradients projected so the loss on a sample memory cannot rise",
+                       _agem),
+    "xdg": MethodSpec("context-dependent gating: a fixed random subset of hidden units per task",
+                      _xdg, scenarios=("task",)),
+    "separate-networks": MethodSpec("one network per task, sharing nothing (parameter-matched)",
+                                    _separate_networks, scenarios=("task",)),
+    "gen-classifier": MethodSpec("generative classifier: a VAE per class, importance-sampled "
+                                 "likelihood (no data stored)", _gen_classifier),
     "dgr": MethodSpec("deep generative replay, separate VAE, hard targets", _dgr_factory(False)),
     "dgr-distill": MethodSpec("deep generative replay with distillation", _dgr_factory(True)),
     "rtf": MethodSpec("replay-through-feedback", _bir_factory(
@@ -146,8 +182,13 @@ def build_method(name: str, cfg: MethodConfig, extractor: nn.Module | None = Non
     return METHODS[name].factory(cfg, extractor)
 
 
-def check_methods(names: list[str]) -> list[str]:
+def check_methods(names: list[str], scenario: str | None = None) -> list[str]:
+    """``names`` if each is registered (and, given ``scenario``, runs in it); else ConfigError."""
     for name in names:
         if name not in METHODS:
             raise ConfigError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
+        if scenario is not None and scenario not in METHODS[name].scenarios:
+            from birram.methods.task_identity import needs_task_identity
+
+            raise needs_task_identity(name, scenario)
     return names

@@ -149,3 +149,14 @@ def test_domain_il_is_refused_with_a_config_error():
 def test_config_bounds(field, value):
     with pytest.raises(ConfigError, match=field):
         build_config({"method": {field: value}})
+
+
+def test_exported_program_scores_like_the_method(tmp_path):
+    from birram.export import export_model, load_exported
+
+    method = gen_classifier(samples=8)
+    _, ctx = fit(method, settings=TrainSettings(iters=5, batch_size=16))
+    module = load_exported(export_model(method, ctx, tmp_path / "model.pt2"))
+    for batch in (1, 7, 40):  # the batch dimension stays dynamic
+        x = ctx.protocol.tasks[1].x_test[:batch]
+        torch.testing.assert_close(module(x), method.predict(ctx, x), atol=1e-4, rtol=1e-4)

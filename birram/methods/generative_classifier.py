@@ -110,7 +110,8 @@ class GenerativeClassifier(Method):
     def predict(self, ctx: Context, x: torch.Tensor) -> torch.Tensor:
         """Estimated ``log p(x | y)`` for every output unit, in passes of bounded memory."""
         rows = max(1, ROWS_PER_PASS // self.importance_samples)
-        if x.shape[0] <= rows:
+        # An exported program keeps a dynamic batch: no branch on its size (the caller batches).
+        if torch.compiler.is_exporting() or x.shape[0] <= rows:
             return ctx.model(x)
         return torch.cat([ctx.model(x[i : i + rows]) for i in range(0, x.shape[0], rows)])
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from birram.data.protocols import split_protocol
+from birram.methods.agem import AGEM
 from birram.methods.base import Batch, Method, TrainSettings
 from birram.methods.er import ExperienceReplay
 from birram.methods.icarl import ICaRL
@@ -24,6 +25,7 @@ MAKERS = {
     "online-ewc": lambda: Method([OnlineEWC(strength=100.0, gamma=0.9)]),
     "si": lambda: Method([SI(strength=1.0)]),
     "icarl": lambda: ICaRL(samples_per_class=5),
+    "agem": lambda: AGEM(samples_per_class=5),
 }
 
 

@@ -91,6 +91,9 @@ class MethodConfig(Strict):
     gc_hidden: list[int] = Field(default_factory=lambda: [85, 85], min_length=1, max_length=32)
     gc_z_dim: int = Field(default=5, ge=1, le=100_000)
     gc_importance_samples: int = Field(default=50, ge=1, le=100_000)
+    # Real-valued inputs: learn each class's per-feature output standard deviation ("learned",
+    # a proper density for standardised features) or keep it at 1 (the reference's "MSE").
+    gc_output_scale: Literal["learned", "unit"] = "learned"
 
     @field_validator("gc_hidden")
     @classmethod

@@ -36,8 +36,9 @@ def test_training_a_later_task_leaves_earlier_classes_vaes_bit_for_bit_unchanged
     original_after_task = method.after_task
 
     def snapshot_then_continue(ctx, data):  # type: ignore[no-untyped-def]
-        snapshots.append([{k: v.clone() for k, v in vae.state_dict().items()}
-                          for vae in ctx.model.vaes])
+        snapshots.append([{**{k: v.clone() for k, v in vae.state_dict().items()},
+                           "log_scale": ctx.model.log_scale(c).detach().clone()}
+                          for c, vae in enumerate(ctx.model.vaes)])
         original_after_task(ctx, data)
 
     method.after_task = snapshot_then_continue  # type: ignore[method-assign]

@@ -8,10 +8,13 @@ importance-sampled likelihood (uniform class prior). No data and no replay are k
 Details that follow the authors' code: the per-class architecture (two hidden layers of 85
 units and a 5-dimensional latent space for MNIST-like inputs), 50 importance samples, and a
 training loss of reconstruction averaged over input elements plus the analytic KL divided by
-the number of input elements (the negative ELBO per element). One difference: the likelihood
-used for scoring is the one the VAE was trained with (Bernoulli for BCE, unit Gaussian for
-MSE), where the reference scores with a unit Gaussian in both cases; so the S-sample estimate
-is a bound on the same likelihood the training maximised.
+the number of input elements (the negative ELBO per element). Two differences: the likelihood
+used for scoring is the one the VAE was trained with (Bernoulli for BCE, Gaussian for MSE),
+where the reference scores with a unit Gaussian in both cases, so the S-sample estimate bounds
+the likelihood the training maximised; and for real-valued inputs each class learns its output
+standard deviation per feature by default (``learned_scale``). With unit variance on
+standardised features a class's spread (far below 1) is invisible to its density, and the
+likelihood barely tells the classes apart.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from torch import nn
 from birram.errors import ConfigError
 from birram.methods.base import Batch, Context, Method
 from birram.models.conv import freeze
-from birram.models.generative_classifier import ClassVAEs, Likelihood
+from birram.models.generative_classifier import ClassVAEs, Likelihood, log_p_x_given_z
 from birram.models.mlp import extractor_output_size
 from birram.models.prior import kl_to_standard_normal
 from birram.models.vae import ReplayVAE
@@ -38,14 +41,18 @@ ROWS_PER_PASS = 1 << 16
 
 
 def negative_elbo_per_element(vae: ReplayVAE, x: torch.Tensor, noise: torch.Tensor,
-                              likelihood: Likelihood) -> torch.Tensor:
-    """Per-sample ``-ELBO / D`` (up to a constant for the Gaussian), one reparameterised draw."""
+                              likelihood: Likelihood, log_scale: torch.Tensor | None = None
+                              ) -> torch.Tensor:
+    """Per-sample ``-ELBO / D``, one reparameterised draw (for the unit Gaussian, up to a
+    constant: the reference's "MSE", half the squared error averaged over features)."""
     mu, logvar, _ = vae.encode(x)
     decoded = vae.decode_logits(mu + torch.exp(0.5 * logvar) * noise)
     if likelihood == "bernoulli":
         recon = F.binary_cross_entropy_with_logits(decoded, x, reduction="none").mean(1)
-    else:
+    elif log_scale is None:
         recon = 0.5 * (decoded - x).pow(2).mean(1)
+    else:
+        recon = -log_p_x_given_z(decoded, x, likelihood, log_scale) / x.shape[1]
     return recon + kl_to_standard_normal(mu, logvar) / x.shape[1]
 
 
@@ -55,7 +62,8 @@ class GenerativeClassifier(Method):
     name = "gen-classifier"
 
     def __init__(self, hidden: list[int], z_dim: int, importance_samples: int,
-                 recon_loss: ReconLoss = "auto", extractor: nn.Module | None = None) -> None:
+                 recon_loss: ReconLoss = "auto", extractor: nn.Module | None = None,
+                 learned_scale: bool = True) -> None:
         super().__init__()
         if not hidden or z_dim < 1 or importance_samples < 1:
             raise ConfigError(f"gen-classifier needs hidden layers (got {hidden}), "
@@ -67,6 +75,7 @@ class GenerativeClassifier(Method):
         self.importance_samples = importance_samples
         self.recon_loss: ReconLoss = recon_loss
         self.extractor = freeze(extractor)
+        self.learned_scale = learned_scale
         self.likelihood: Likelihood = "gaussian"
 
     def _pick_likelihood(self, ctx: Context) -> Likelihood:
@@ -86,7 +95,8 @@ class GenerativeClassifier(Method):
         self.likelihood = self._pick_likelihood(ctx)
         return ClassVAEs(p.n_outputs, extractor_output_size(self.extractor, p.input_shape),
                          self.hidden, self.z_dim, self.importance_samples, self.likelihood,
-                         ctx.generator, extractor=self.extractor)
+                         ctx.generator, extractor=self.extractor,
+                         learned_scale=self.learned_scale)
 
     def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict]:
         """Sum over the task's classes of the mean loss of that class's samples under its VAE.
@@ -102,8 +112,9 @@ class GenerativeClassifier(Method):
             member = (batch.y == c).to(x.dtype)
             weight = member / member.sum().clamp(min=1.0)
             noise = torch.randn(x.shape[0], self.z_dim, generator=ctx.generator).to(ctx.device)
-            loss = loss + (weight * negative_elbo_per_element(vae, x, noise,
-                                                              self.likelihood)).sum()
+            per_sample = negative_elbo_per_element(vae, x, noise, self.likelihood,
+                                                   model.log_scale(c))
+            loss = loss + (weight * per_sample).sum()
         return loss, {"loss_current": loss.detach()}
 
     @torch.no_grad()

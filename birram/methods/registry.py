@@ -98,7 +98,8 @@ def _gen_classifier(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
 
     return GenerativeClassifier(hidden=cfg.gc_hidden, z_dim=cfg.gc_z_dim,
                                 importance_samples=cfg.gc_importance_samples,
-                                recon_loss=cfg.recon_loss, extractor=extractor)
+                                recon_loss=cfg.recon_loss, extractor=extractor,
+                                learned_scale=cfg.gc_output_scale == "learned")
 
 
 def _bir_factory(**switches: bool) -> Factory:

@@ -42,7 +42,7 @@ _UNIT_SUFFIX = re.compile(r"^(?P<name>.*?)[\s_/]*[(\[](?P<unit>[^)\]]*)[)\]]\s*$
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MeasuredSweep:
     """One measured sweep: voltage and current in SI units, in the order they were measured."""
 
@@ -53,6 +53,13 @@ class MeasuredSweep:
     device: str | None = None
     cycle: int | str | None = None
     compliance_a: float | None = None
+
+    def __post_init__(self) -> None:
+        shape = np.shape(self.voltage_v)
+        if len(shape) != 1 or np.shape(self.current_a) != shape or (
+                self.time_s is not None and np.shape(self.time_s) != shape):
+            raise DataError(f"{self.source or 'sweep'}: voltage, current and time must be 1-D "
+                            f"arrays of one length, got {shape} and {np.shape(self.current_a)}")
 
     @property
     def points(self) -> int:
@@ -74,6 +81,12 @@ class ReadOptions:
     time_unit: str | None = None
     compliance_unit: str | None = None
     delimiter: str | None = None
+
+
+def read_sweep_files(paths: Sequence[Path | str], format: Format = "auto",
+                     **overrides: object) -> list[MeasuredSweep]:
+    """All sweeps of several files, in order; any bad file stops the whole read."""
+    return [sweep for path in paths for sweep in read_sweeps(path, format, **overrides)]
 
 
 def read_sweeps(path: Path | str, format: Format = "auto",
@@ -214,8 +227,13 @@ def _is_comment(line: str) -> bool:
     return line.lstrip().startswith(("#", "%", "//", "!"))
 
 
+_WHITESPACE_CELL = re.compile(r"[^\s(\[]+(?:\s*[(\[][^)\]]*[)\]])?|[(\[][^)\]]*[)\]]")
+
+
 def _split(line: str, delim: str | None) -> list[str]:
-    cells = line.split() if delim is None else [c.strip() for c in line.split(delim)]
+    # Split on whitespace but keep a unit in brackets with its name: 'V (V)  I (A)'.
+    cells = (_WHITESPACE_CELL.findall(line) if delim is None
+             else [c.strip() for c in line.split(delim)])
     while len(cells) > 1 and cells[-1] == "":  # a trailing delimiter is not a column
         cells.pop()
     return [c.strip('"').strip("'").strip() for c in cells]
@@ -235,8 +253,7 @@ def read_table_lines(lines: Sequence[str], source: str,
     rows = [(n, s) for n, s in enumerate(lines, 1) if s.strip() and not _is_comment(s)]
     if not rows:
         raise DataError(f"{source}: line 1: expected a header and data rows, found only comments")
-    first_no, first = rows[0]
-    header = _split(first, delim)
+    first_no, header, start = _find_header(rows, delim, options, decimal_comma)
     headerless = all(_number(c, decimal_comma) is not None for c in header)
     if headerless:
         if len(header) != 2 and (options.voltage_column is None or options.current_column is None):
@@ -246,15 +263,31 @@ def read_table_lines(lines: Sequence[str], source: str,
         names = {"voltage_column": 0, "current_column": 1}
         options = ReadOptions(**{**options.__dict__,
                                  **{k: v for k, v in names.items() if getattr(options, k) is None}})
-        data = rows
+        data = rows[start:]
     else:
-        data = rows[1:]
+        data = rows[start + 1:]
     layout = guess_layout(header, options, f"{source}: line {first_no}")
     if not data:
         raise DataError(f"{source}: line {first_no + 1}: expected data rows after the header")
     table = _parse_rows([(n, _split(s, delim)) for n, s in data], header, layout, source,
                         decimal_comma)
     return _split_sweeps(table, layout, source)
+
+
+def _find_header(rows: Sequence[tuple[int, str]], delim: str | None, options: ReadOptions,
+                 decimal_comma: bool) -> tuple[int, list[str], int]:
+    """The header line: the first (within a preamble of notes) that names a voltage and a
+    current column, or else the first line; returns (line number, cells, position in rows)."""
+    for pos, (line_no, line) in enumerate(rows[:50]):
+        cells = _split(line, delim)
+        if all(_number(c, decimal_comma) is not None for c in cells):
+            break  # data start: whatever came before was not a header either
+        try:
+            guess_layout(cells, options, "")
+        except DataError:
+            continue
+        return line_no, cells, pos
+    return rows[0][0], _split(rows[0][1], delim), 0
 
 
 def _parse_rows(data: Sequence[tuple[int, list[str]]], header: Sequence[str], layout: _Layout,

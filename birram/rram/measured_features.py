@@ -32,7 +32,7 @@ class FeatureOptions:
     min_jump: float = 2.0  # largest one-step conductance jump below this factor: no SET
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Leg:
     """Points of one leg sorted by ``|V|`` ascending: log10 |I| as measured (repeats merged)
     and median-smoothed."""
@@ -42,7 +42,7 @@ class Leg:
     raw_log10_i: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MeasuredFeatures:
     """The features of one measured cycle (NaN where the sweep lacks the branch they need)."""
 
@@ -197,7 +197,7 @@ def _reset_path(out: Leg | None, back: Leg | None) -> tuple[np.ndarray, np.ndarr
     return np.concatenate(parts_v), np.concatenate(parts_i), float(2 * peak)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MeasuredArrays:
     """The arrays the simulated dataset holds, for measured cycles (one row per cycle)."""
 

@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from birram.errors import DataError
 from birram.rram import FILAMENT, SweepConfig, Variability, run_cycles
-from birram.rram.measured import MeasuredSweep, parse_header_cell, read_sweeps, sniff_delimiter
+from birram.rram.measured import (
+    MeasuredSweep,
+    parse_header_cell,
+    read_sweep_files,
+    read_sweeps,
+    sniff_delimiter,
+)
 from birram.rram.measured_features import FeatureOptions, measured_features, to_arrays
 
 VOLTS = np.array([0.0, 0.1, 0.2, 0.3, 0.2, 0.1, 0.0, -0.1, -0.2, -0.1, 0.0])
@@ -53,6 +59,19 @@ def test_delimiters_are_sniffed(tmp_path: Path, sep: str) -> None:
     [sweep] = read_sweeps(path)
     np.testing.assert_allclose(sweep.voltage_v, VOLTS)
     np.testing.assert_allclose(sweep.current_a, AMPS)
+
+
+def test_notes_before_the_header_and_whitespace_units(tmp_path: Path) -> None:
+    rows = [f"{v:g}   {i * 1e9:g}" for v, i in zip(VOLTS, AMPS)]
+    text = "Operator: lab\nSample TiN/HfO2/Ti, 100 nm\n" + table("V (V)    I (nA)", rows)
+    sweeps = read_sweep_files([write(tmp_path, "a.txt", text), write(tmp_path, "b.txt", text)])
+    assert [s.source for s in sweeps] == ["a.txt", "b.txt"]
+    np.testing.assert_allclose(sweeps[1].current_a, AMPS)
+
+
+def test_a_sweep_needs_matching_one_dimensional_arrays() -> None:
+    with pytest.raises(DataError, match="1-D arrays of one length"):
+        MeasuredSweep(np.zeros(3), np.zeros(4), source="x.csv")
 
 
 def test_header_names_and_units_are_guessed() -> None:

@@ -163,8 +163,13 @@ class _Layout:
     scale: dict[str, float]  # role -> factor to SI
 
 
-def guess_layout(header: Sequence[str], options: ReadOptions, where: str) -> _Layout:
-    """Which column holds which quantity, and the factor that turns it into SI units."""
+def guess_layout(header: Sequence[str], options: ReadOptions, where: str,
+                 constant: frozenset[int] = frozenset()) -> _Layout:
+    """Which column holds which quantity, and the factor that turns it into SI units.
+
+    With several candidates (two source-measure units: V1, I1, V2, I2) the swept voltage is
+    the first that is not ``constant``, and the current is the one on the same channel.
+    """
     parsed = [parse_header_cell(c) for c in header]
     index: dict[str, int] = {}
     units: dict[str, str | None] = {}
@@ -174,10 +179,11 @@ def guess_layout(header: Sequence[str], options: ReadOptions, where: str) -> _La
             k = _column_index(chosen, header, parsed, where)
             index[role], units[role] = k, parsed[k][1]
             continue
-        for k, (key, unit) in enumerate(parsed):
-            if k not in index.values() and _role_of(key) == role:
-                index[role], units[role] = k, unit
-                break
+        candidates = [k for k, (key, _) in enumerate(parsed)
+                      if k not in index.values() and _role_of(key) == role]
+        if candidates:
+            k = min(candidates, key=lambda c: _preference(role, c, parsed, index, constant))
+            index[role], units[role] = k, parsed[k][1]
     if "voltage" not in index or "current" not in index:
         missing = " and ".join(r for r in ("voltage", "current") if r not in index)
         raise DataError(f"{where}: no {missing} column found in the header "
@@ -191,6 +197,17 @@ def guess_layout(header: Sequence[str], options: ReadOptions, where: str) -> _La
         scale[role] = _unit_scale(role, override if override is not None else units[role],
                                   f"{where}: column {header[k].strip()!r}")
     return _Layout(index, scale)
+
+
+def _preference(role: str, column: int, parsed: list[tuple[str, str | None]],
+                index: dict[str, int], constant: frozenset[int]) -> tuple[int, int]:
+    """Sort key among candidate columns: lower is better, ties go to the leftmost."""
+    if role == "voltage":
+        return (column in constant, column)
+    if role == "current" and "voltage" in index:
+        channel = parsed[index["voltage"]][0][1:]
+        return (parsed[column][0][1:] != channel or not channel.isdigit(), column)
+    return (0, column)
 
 
 def _column_index(chosen: str | int, header: Sequence[str], parsed: list[tuple[str, str | None]],
@@ -378,7 +395,9 @@ def read_easyexpert_lines(lines: Sequence[str], source: str,
         raise DataError(f"{source}: line {len(lines)}: expected a DataName line, found none")
     sweeps = []
     for number, (line_no, header, rows, setup) in enumerate(blocks, 1):
-        layout = guess_layout(header, options, f"{source}: line {line_no}")
+        constant = frozenset(k for k in range(len(header))
+                             if len({cells[k] for _, cells in rows if k < len(cells)}) == 1)
+        layout = guess_layout(header, options, f"{source}: line {line_no}", constant)
         if not rows:
             raise DataError(f"{source}: line {line_no}: expected DataValue rows after DataName")
         table = _parse_rows(rows, header, layout, source, False)

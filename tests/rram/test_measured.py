@@ -134,6 +134,14 @@ def test_easyexpert_blocks_become_sweeps(tmp_path: Path) -> None:
     np.testing.assert_allclose(sweeps[0].voltage_v, VOLTS)
 
 
+def test_easyexpert_picks_the_swept_channel(tmp_path: Path) -> None:
+    rows = [f"DataValue, 0, {-i:g}, {v:g}, {i:g}" for v, i in zip(VOLTS, AMPS)]
+    text = "\n".join(["SetupTitle, I/V", "DataName, V1, I1, V2, I2", *rows])
+    [sweep] = read_sweeps(write(tmp_path, "two.csv", text))
+    np.testing.assert_allclose(sweep.voltage_v, VOLTS)
+    np.testing.assert_allclose(sweep.current_a, AMPS)
+
+
 @pytest.mark.parametrize(("text", "pattern"), [
     ("", r"bad\.csv: line 1: .*empty"),
     ("V,I\n0.1,1e-6\n0.2,oops\n",

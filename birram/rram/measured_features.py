@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.signal import medfilt
 
-from birram.errors import DataError
+from birram.errors import ConfigError, DataError
 from birram.rram.features import CURRENT_FLOOR_A
 from birram.rram.measured import MeasuredSweep
 
@@ -30,6 +30,18 @@ class FeatureOptions:
     read_window: float = 0.5  # fit log |I| over |V| in v_read * (1 -+ read_window)
     min_ratio: float = 2.0  # R_HRS / R_LRS below this: the cycle did not switch
     min_jump: float = 2.0  # largest one-step conductance jump below this factor: no SET
+
+    def __post_init__(self) -> None:
+        if self.set_polarity not in (1, -1):
+            raise ConfigError(f"set_polarity must be +1 or -1, got {self.set_polarity!r}")
+        if self.smooth_points < 1 or self.smooth_points % 2 == 0:
+            raise ConfigError(f"smooth_points must be a positive odd number, "
+                              f"got {self.smooth_points!r}")
+        positive = ("v_read", "current_floor_a", "read_window", "min_ratio", "min_jump")
+        for name in positive:
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,7 +103,7 @@ def split_branches(sweep: MeasuredSweep, polarity: int = 1) -> tuple[MeasuredSwe
 def branch_legs(volts: np.ndarray, current: np.ndarray,
                 opts: FeatureOptions) -> tuple[Leg | None, Leg | None]:
     """Outgoing and return leg of one branch, split at the point of largest ``|V|``."""
-    keep = volts != 0
+    keep = (volts != 0) & np.isfinite(volts) & np.isfinite(current)
     abs_v, abs_i = np.abs(volts[keep]), np.maximum(np.abs(current[keep]), opts.current_floor_a)
     if abs_v.size == 0:
         return None, None
@@ -102,10 +114,13 @@ def branch_legs(volts: np.ndarray, current: np.ndarray,
 def _leg(abs_v: np.ndarray, abs_i: np.ndarray, opts: FeatureOptions) -> Leg | None:
     if abs_v.size < 2:
         return None
-    # Merge repeated voltages (median current), which also sorts the leg by |V|.
-    levels, inverse = np.unique(abs_v, return_inverse=True)
-    log_i = np.log10(abs_i)
-    merged = np.array([np.median(log_i[inverse == k]) for k in range(levels.size)])
+    # Sort by |V| and merge repeated voltages into their median current.
+    order = np.argsort(abs_v, kind="stable")
+    sorted_v, log_i = abs_v[order], np.log10(abs_i[order])
+    levels, starts, counts = np.unique(sorted_v, return_index=True, return_counts=True)
+    merged = log_i[starts]
+    for k in np.flatnonzero(counts > 1):
+        merged[k] = np.median(log_i[starts[k]:starts[k] + counts[k]])
     window = min(opts.smooth_points, levels.size - (1 - levels.size % 2))
     smoothed = medfilt(merged, window) if window >= 3 else merged
     return Leg(levels, smoothed, merged)
@@ -143,12 +158,9 @@ def measured_features(sweep: MeasuredSweep, reset: MeasuredSweep | None = None,
                       options: FeatureOptions | None = None) -> MeasuredFeatures:
     """Features of one cycle: a full sweep, or its SET and RESET branches given separately."""
     opts = options or FeatureOptions()
-    if opts.set_polarity not in (1, -1):
-        raise DataError(f"set_polarity must be +1 or -1, got {opts.set_polarity}")
-    if reset is None:
-        set_branch, reset_branch = split_branches(sweep, opts.set_polarity)
-    else:
-        set_branch, reset_branch = sweep, reset
+    set_branch, reset_branch = split_branches(sweep, opts.set_polarity)
+    if reset is not None:  # each part keeps only the points of its own polarity
+        reset_branch = split_branches(reset, opts.set_polarity)[1]
     set_out, set_back = branch_legs(set_branch.voltage_v, set_branch.current_a, opts)
     reset_out, reset_back = branch_legs(reset_branch.voltage_v, reset_branch.current_a, opts)
     r_lrs = read_resistance(set_back or reset_out, opts)

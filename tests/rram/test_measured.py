@@ -12,7 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from birram.errors import DataError
+from birram.errors import ConfigError, DataError
 from birram.rram import FILAMENT, SweepConfig, Variability, run_cycles
 from birram.rram.measured import (
     MeasuredSweep,
@@ -258,6 +258,18 @@ def test_reset_branch_first_and_negative_set_polarity(simulated) -> None:
     f = measured_features(flipped, options=FeatureOptions(set_polarity=-1))
     assert f.r_lrs_ohm == pytest.approx(sim["r_lrs_ohm"], rel=0.01)
     assert f.v_set_v == pytest.approx(-sim["v_set_v"], abs=STEP_V)
+
+
+def test_unreadable_points_are_skipped_and_bad_options_refused(simulated) -> None:
+    sweep, sim, _, _ = sim_sweeps(simulated)[0]
+    current = sweep.current_a.copy()
+    current[::17] = np.nan
+    f = measured_features(dataclasses.replace(sweep, current_a=current))
+    assert f.r_lrs_ohm == pytest.approx(sim["r_lrs_ohm"], rel=0.01) and f.switched
+    with pytest.raises(ConfigError, match="smooth_points"):
+        FeatureOptions(smooth_points=4)
+    with pytest.raises(ConfigError, match="set_polarity"):
+        FeatureOptions(set_polarity=0)
 
 
 def test_a_sweep_that_does_not_switch_is_marked_not_dropped() -> None:

@@ -200,14 +200,16 @@ def guess_layout(header: Sequence[str], options: ReadOptions, where: str,
 
 
 def _preference(role: str, column: int, parsed: list[tuple[str, str | None]],
-                index: dict[str, int], constant: frozenset[int]) -> tuple[int, int]:
-    """Sort key among candidate columns: lower is better, ties go to the leftmost."""
+                index: dict[str, int], constant: frozenset[int]) -> tuple[int, int, int]:
+    """Sort key among candidate columns: lower is better, ties go to the leftmost. Plain names
+    (V, Voltage, I, Current) win over abbreviations such as ID, which may be an identifier."""
+    plain = parsed[column][0] not in ("v", "voltage", "i", "current")
     if role == "voltage":
-        return (column in constant, column)
+        return (column in constant, plain, column)
     if role == "current" and "voltage" in index:
         channel = parsed[index["voltage"]][0][1:]
-        return (parsed[column][0][1:] != channel or not channel.isdigit(), column)
-    return (0, column)
+        return (parsed[column][0][1:] != channel or not channel.isdigit(), plain, column)
+    return (0, plain, column)
 
 
 def _column_index(chosen: str | int, header: Sequence[str], parsed: list[tuple[str, str | None]],
@@ -251,9 +253,14 @@ def _split(line: str, delim: str | None) -> list[str]:
     # Split on whitespace but keep a unit in brackets with its name: 'V (V)  I (A)'.
     cells = (_WHITESPACE_CELL.findall(line) if delim is None
              else [c.strip() for c in line.split(delim)])
-    while len(cells) > 1 and cells[-1] == "":  # a trailing delimiter is not a column
-        cells.pop()
     return [c.strip('"').strip("'").strip() for c in cells]
+
+
+def _trim(cells: list[str], width: int) -> list[str]:
+    """Drop empty cells past ``width``: a trailing delimiter is not a column."""
+    while len(cells) > width and cells[-1] == "":
+        cells = cells[:-1]
+    return cells
 
 
 def _number(cell: str, decimal_comma: bool) -> float | None:
@@ -296,7 +303,7 @@ def _find_header(rows: Sequence[tuple[int, str]], delim: str | None, options: Re
     """The header line: the first (within a preamble of notes) that names a voltage and a
     current column, or else the first line; returns (line number, cells, position in rows)."""
     for pos, (line_no, line) in enumerate(rows[:50]):
-        cells = _split(line, delim)
+        cells = _trim(_split(line, delim), 1)
         if all(_number(c, decimal_comma) is not None for c in cells):
             break  # data start: whatever came before was not a header either
         try:
@@ -304,14 +311,15 @@ def _find_header(rows: Sequence[tuple[int, str]], delim: str | None, options: Re
         except DataError:
             continue
         return line_no, cells, pos
-    return rows[0][0], _split(rows[0][1], delim), 0
+    return rows[0][0], _trim(_split(rows[0][1], delim), 1), 0
 
 
 def _parse_rows(data: Sequence[tuple[int, list[str]]], header: Sequence[str], layout: _Layout,
                 source: str, decimal_comma: bool) -> dict[str, list]:
     numeric = [r for r in ("voltage", "current", "time", "compliance") if r in layout.index]
     table: dict[str, list] = {r: [] for r in layout.index}
-    for line_no, cells in data:
+    for line_no, row in data:
+        cells = _trim(row, len(header))
         if len(cells) != len(header):
             raise DataError(f"{source}: line {line_no}: expected {len(header)} columns like the "
                             f"header, found {len(cells)}")
@@ -321,9 +329,10 @@ def _parse_rows(data: Sequence[tuple[int, list[str]]], header: Sequence[str], la
                 table[role].append(cell)
                 continue
             value = _number(cell, decimal_comma)
-            if value is None and role == "compliance" and cell == "":
-                value = float("nan")
-            if value is None or (role != "compliance" and not np.isfinite(value)):
+            if role == "compliance" and cell == "":
+                table[role].append(None)  # not recorded for this row: the sweep has none
+                continue
+            if value is None:
                 raise DataError(f"{source}: line {line_no}: expected a number in column "
                                 f"{header[k]!r}, got {cell!r}")
             table[role].append(value * layout.scale[role])
@@ -349,7 +358,7 @@ def _split_sweeps(table: dict[str, list], layout: _Layout, source: str,
             current_a=np.asarray(table["current"], dtype=np.float64)[idx], time_s=time,
             source=source, device=meta.get("device", device) or None,
             cycle=_cycle_value(meta["cycle"]) if "cycle" in meta else cycle,
-            compliance_a=None if comp is None or not np.isfinite(comp) else float(comp)))
+            compliance_a=None if comp is None else float(comp)))
     return sweeps
 
 
@@ -380,7 +389,7 @@ def read_easyexpert_lines(lines: Sequence[str], source: str,
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        cells = [c.strip() for c in line.split(",")]
+        cells = _trim([c.strip() for c in line.split(",")], 1)
         key = cells[0]
         if key == "DataName":
             blocks.append((n, cells[1:], [], params))

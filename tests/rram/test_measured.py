@@ -114,6 +114,13 @@ def test_long_table_is_split_by_device_cycle_and_compliance(tmp_path: Path) -> N
     np.testing.assert_allclose(sweeps[5].voltage_v, VOLTS)
 
 
+def test_rows_without_compliance_form_one_sweep_and_plain_names_win(tmp_path: Path) -> None:
+    rows = [f"7,{v:g},{i:g}," for v, i in zip(VOLTS, AMPS)]
+    [sweep] = read_sweeps(write(tmp_path, "c.csv", table("ID,V,I,Icc", rows)))
+    assert sweep.compliance_a is None
+    np.testing.assert_allclose(sweep.current_a, AMPS)
+
+
 def easyexpert(blocks: int) -> str:
     lines = []
     for b in range(blocks):

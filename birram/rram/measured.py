@@ -392,8 +392,7 @@ def read_easyexpert_lines(lines: Sequence[str], source: str,
         cells = _trim([c.strip() for c in line.split(",")], 1)
         key = cells[0]
         if key == "DataName":
-            blocks.append((n, cells[1:], [], params))
-            params = {}
+            blocks.append((n, cells[1:], [], dict(params)))  # later blocks inherit the setup
         elif key == "DataValue":
             if not blocks:
                 raise DataError(f"{source}: line {n}: expected a DataName line before DataValue")
@@ -423,7 +422,7 @@ def _setup_compliance(setup: dict[str, list[str]], voltage_name: str) -> float |
     names = next((v for k, v in setup.items() if k.lower().endswith("vname")), [])
     pick = names.index(voltage_name) if voltage_name in names else 0
     number = _number(values[pick], False) if pick < len(values) else None
-    return number
+    return None if number is None else abs(number)  # a negative sweep states it as negative
 
 
 def _setup_device(setup: dict[str, list[str]]) -> str | None:

@@ -211,7 +211,11 @@ def _reset_path(out: Leg | None, back: Leg | None) -> tuple[np.ndarray, np.ndarr
 
 @dataclass(frozen=True, eq=False)
 class MeasuredArrays:
-    """The arrays the simulated dataset holds, for measured cycles (one row per cycle)."""
+    """The arrays the simulated dataset holds, for measured cycles (one row per cycle).
+
+    A feature is NaN only where the sweep lacks the branch it is read on (no RESET half, say);
+    cycles that did not switch have finite features and ``switched`` False.
+    """
 
     features: np.ndarray  # [S, 5] log R_LRS, log R_HRS, V_set, V_reset, log I_reset
     traces: np.ndarray  # [S, trace_points] log10 |I| along the RESET half

@@ -292,6 +292,16 @@ def test_a_sweep_that_does_not_switch_is_marked_not_dropped() -> None:
     assert arrays.switched.tolist() == [False, False] and np.isfinite(arrays.features).all()
 
 
+def test_a_gradual_drift_without_a_jump_is_not_a_set() -> None:
+    up = np.linspace(0.02, 1.0, 50)
+    v = np.concatenate([up, up[::-1], -up, -up[::-1]])
+    conductance = np.concatenate([np.geomspace(1e-5, 1e-4, 50), np.full(50, 1e-4),
+                                  np.geomspace(1e-4, 1e-5, 50), np.full(50, 1e-5)])
+    f = measured_features(MeasuredSweep(v, v * conductance))
+    assert f.r_hrs_ohm == pytest.approx(10 * f.r_lrs_ohm, rel=1e-3)  # the ratio alone would pass
+    assert not f.switched
+
+
 def test_arrays_follow_the_simulated_dataset_layout(simulated) -> None:
     items = sim_sweeps(simulated)
     results = [measured_features(s) for s, _, _, _ in items]

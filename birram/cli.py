@@ -172,10 +172,12 @@ def print_hardware_table(summary: dict[str, Any], cfg: RunConfig) -> None:
     assert cfg.hardware is not None
     table = Table(title=f"on the chip: {cfg.hardware.chip}, {cfg.hardware.mode}, "
                         f"{cfg.hardware.chips} chip instance(s) per training run")
-    for i, name in enumerate(onchip_report.HEADER):
-        table.add_column(name, justify="left" if i == 0 else "right")
+    # The per-task lists are in hardware.md; the terminal gets the rest.
+    keep = [i for i, name in enumerate(onchip_report.HEADER) if "per task" not in name]
+    for i in keep:
+        table.add_column(onchip_report.HEADER[i], justify="left" if i == 0 else "right")
     for row in onchip_report.table_rows(summary):
-        table.add_row(*row)
+        table.add_row(*(row[i] for i in keep))
     console.print(table)
     if "bir_over_best_conventional" in summary:
         console.print(f"BI-R on the devices: {summary['bir_over_best_conventional']:.2f}x the "

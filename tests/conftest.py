@@ -54,3 +54,34 @@ def blob_data() -> ArrayDataset:
 @pytest.fixture
 def image_data() -> ArrayDataset:
     return tiny_images()
+
+
+class StopRun(Exception):
+    """Raised to cut a run short right after a checkpoint was written."""
+
+
+def interrupted_then_resumed(cfg, tmp_path, data_factory=blobs,  # type: ignore[no-untyped-def]
+                             before_resume=None):
+    """``(uninterrupted, resumed)`` results of ``cfg``: one run straight through, and one
+    stopped right after its first checkpoint and then resumed from it (in ``tmp_path/cut``);
+    ``before_resume(cut_dir)`` may inspect the interrupted directory."""
+    import birram.run as run_module
+    from birram.run import run_experiment
+
+    full = run_experiment(cfg, tmp_path / "full", data=data_factory())
+    original = run_module.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):  # type: ignore[no-untyped-def]
+        original(*args, **kwargs)
+        raise StopRun
+
+    run_module.save_checkpoint = save_then_stop
+    try:
+        with pytest.raises(StopRun):
+            run_experiment(cfg, tmp_path / "cut", data=data_factory())
+    finally:
+        run_module.save_checkpoint = original
+    if before_resume is not None:
+        before_resume(tmp_path / "cut")
+    resumed = run_experiment(cfg, tmp_path / "cut", data=data_factory())
+    return full, resumed

@@ -1,7 +1,6 @@
 """A-GEM: the projected update never raises the memory loss to first order."""
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,9 +9,8 @@ from birram.config import build_config
 from birram.data.protocols import split_protocol
 from birram.methods.agem import AGEM, project_gradient
 from birram.methods.base import Batch, Method, TrainSettings
-from birram.run import run_experiment
 from birram.train import make_context, prepare, train_continual
-from tests.conftest import blobs
+from tests.conftest import blobs, interrupted_then_resumed
 
 SETTINGS = TrainSettings(iters=30, batch_size=16, lr=1e-2, hidden=(16,))
 # Gradient entries: zero or of a magnitude whose squares do not underflow (the all-zero memory
@@ -105,25 +103,7 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
                         "data": {"n_tasks": 2},
                         "train": {"iters": 30, "batch_size": 16, "lr": 0.01, "hidden": [16]},
                         "method": {"agem_samples_per_class": 5}})
-    full = run_experiment(cfg, tmp_path / "full", data=blobs(n_classes=4))
-
-    class Stop(Exception):
-        pass
-
-    import birram.run as run_module
-
-    original = run_module.save_checkpoint
-
-    def save_then_stop(*args, **kwargs):
-        original(*args, **kwargs)
-        raise Stop
-
-    run_module.save_checkpoint = save_then_stop
-    try:
-        with pytest.raises(Stop):
-            run_experiment(cfg, tmp_path / "cut", data=blobs(n_classes=4))
-    finally:
-        run_module.save_checkpoint = original
-    resumed = run_experiment(cfg, tmp_path / "cut", data=blobs(n_classes=4))
+    full, resumed = interrupted_then_resumed(cfg, tmp_path,
+                                             lambda: blobs(n_classes=4))
     for a, b in zip(full.results, resumed.results):
         np.testing.assert_array_equal(a.accuracy_matrix, b.accuracy_matrix)

@@ -9,9 +9,8 @@ from birram.methods.base import TrainSettings
 from birram.methods.generative_classifier import GenerativeClassifier
 from birram.methods.registry import build_method
 from birram.models.generative_classifier import ClassVAEs, importance_log_likelihood
-from birram.run import run_experiment
 from birram.train import make_context, prepare, train_continual
-from tests.conftest import blobs
+from tests.conftest import blobs, interrupted_then_resumed
 
 SETTINGS = TrainSettings(iters=150, batch_size=32, lr=1e-2)
 
@@ -111,29 +110,8 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
                         "train": {"iters": 30, "batch_size": 16, "lr": 0.01, "hidden": [8]},
                         "method": {"gc_hidden": [16], "gc_z_dim": 2,
                                    "gc_importance_samples": 10}})
-    full = run_experiment(cfg, tmp_path / "full", data=blobs(n_classes=4))
-
-    class Stop(Exception):
-        pass
-
-    import birram.run as run_module
-
-    original = run_module.save_checkpoint
-    calls = {"n": 0}
-
-    def save_then_stop(*args, **kwargs):  # type: ignore[no-untyped-def]
-        original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise Stop
-
-    run_module.save_checkpoint = save_then_stop
-    try:
-        with pytest.raises(Stop):
-            run_experiment(cfg, tmp_path / "cut", data=blobs(n_classes=4))
-    finally:
-        run_module.save_checkpoint = original
-    resumed = run_experiment(cfg, tmp_path / "cut", data=blobs(n_classes=4))
+    full, resumed = interrupted_then_resumed(cfg, tmp_path,
+                                             lambda: blobs(n_classes=4))
     for a, b in zip(full.results, resumed.results):
         np.testing.assert_array_equal(a.accuracy_matrix, b.accuracy_matrix)
 

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import torch
 
 from birram.config import build_config
@@ -9,7 +8,7 @@ from birram.methods.er import ExperienceReplay
 from birram.methods.joint import Joint
 from birram.run import run_experiment
 from birram.train import EpochSampler, make_context, prepare, train_continual
-from tests.conftest import blobs
+from tests.conftest import blobs, interrupted_then_resumed
 
 SETTINGS = TrainSettings(iters=60, batch_size=16, lr=1e-2, hidden=(32,))
 
@@ -99,30 +98,12 @@ def test_experiment_writes_every_file(tmp_path):
 
 def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
     cfg = experiment_config(["er"])
-    full = run_experiment(cfg, tmp_path / "full", data=blobs(n_classes=4))
 
-    class Stop(Exception):
-        pass
+    def checkpoint_written(cut):  # type: ignore[no-untyped-def]
+        assert (cut / "er" / "seed-1" / "checkpoint.safetensors").exists()
 
-    import birram.run as run_module
-
-    original = run_module.save_checkpoint
-    calls = {"n": 0}
-
-    def save_then_stop(*args, **kwargs):
-        original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise Stop
-
-    run_module.save_checkpoint = save_then_stop
-    try:
-        with pytest.raises(Stop):
-            run_experiment(cfg, tmp_path / "cut", data=blobs(n_classes=4))
-    finally:
-        run_module.save_checkpoint = original
-    assert (tmp_path / "cut" / "er" / "seed-1" / "checkpoint.safetensors").exists()
-    resumed = run_experiment(cfg, tmp_path / "cut", data=blobs(n_classes=4))
+    full, resumed = interrupted_then_resumed(cfg, tmp_path, lambda: blobs(n_classes=4),
+                                             before_resume=checkpoint_written)
     for a, b in zip(full.results, resumed.results):
         np.testing.assert_allclose(a.accuracy_matrix, b.accuracy_matrix)
 

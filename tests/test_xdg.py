@@ -11,7 +11,7 @@ from birram.methods.base import Batch, TrainSettings
 from birram.methods.xdg import XdG
 from birram.run import run_experiment
 from birram.train import make_context, prepare, train_continual
-from tests.conftest import blobs
+from tests.conftest import blobs, interrupted_then_resumed
 
 SETTINGS = TrainSettings(iters=30, batch_size=16, lr=1e-2, hidden=(20, 10))
 
@@ -96,25 +96,7 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
                         "data": {"n_tasks": 2},
                         "train": {"iters": 20, "batch_size": 16, "lr": 0.01, "hidden": [16]},
                         "method": {"xdg_prop": 0.5}})
-    full = run_experiment(cfg, tmp_path / "full", data=blobs(n_classes=4))
-
-    class Stop(Exception):
-        pass
-
-    import birram.run as run_module
-
-    original = run_module.save_checkpoint
-
-    def save_then_stop(*args, **kwargs):
-        original(*args, **kwargs)
-        raise Stop
-
-    run_module.save_checkpoint = save_then_stop
-    try:
-        with pytest.raises(Stop):
-            run_experiment(cfg, tmp_path / "cut", data=blobs(n_classes=4))
-    finally:
-        run_module.save_checkpoint = original
-    resumed = run_experiment(cfg, tmp_path / "cut", data=blobs(n_classes=4))
+    full, resumed = interrupted_then_resumed(cfg, tmp_path,
+                                             lambda: blobs(n_classes=4))
     for a, b in zip(full.results, resumed.results):
         np.testing.assert_array_equal(a.accuracy_matrix, b.accuracy_matrix)

@@ -217,7 +217,7 @@ def build(preset: str | None, sets: list[str], **options: Any) -> RunConfig:
 
     cfg = resolve(preset, _merge(overrides(**options), parse_assignments(sets)))
     protocol_spec(cfg.data.protocol)
-    check_methods(cfg.methods)
+    check_methods(cfg.methods, cfg.scenario)
     if cfg.hardware is not None:
         from birram.onchip import validate
 

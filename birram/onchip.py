@@ -103,9 +103,10 @@ def inference_energy(method: Method, ctx: Context, model: nn.Module) -> dict[str
            for k in ("read_energy_j", "dac_energy_j", "adc_energy_j", "inference_energy_j")}
     example = ctx.protocol.tasks[0].x_test[:1]
     with using_model(ctx, model, "digital"):
-        digital = {f"digital_{p}_{w}_j": digital_inference_energy(model, p, w, example)["total_j"]
-                   for p in ("fp32", "int8") for w in ("sram", "dram")}
-        macs = digital_inference_energy(model, "fp32", "sram", example)["macs"]
+        estimates = {(p, w): digital_inference_energy(model, p, w, example)
+                     for p in ("fp32", "int8") for w in ("sram", "dram")}
+    digital = {f"digital_{p}_{w}_j": e["total_j"] for (p, w), e in estimates.items()}
+    macs = estimates["fp32", "sram"]["macs"]
     return {f"analog_{k}": v for k, v in per.items()} | digital | {"macs_per_inference": macs}
 
 
@@ -165,8 +166,21 @@ class ChipHooks(LoopHooks):
     def setup(self, method: Method, ctx: Context) -> None:
         """Called once the method's model and optimiser exist, before the first task."""
 
+    def chip_models(self) -> list[nn.Module]:
+        """The deployed models whose chips are summarised; the first also measures energy."""
+        raise NotImplementedError
+
     def finish(self, method: Method, ctx: Context) -> dict[str, Any]:
         """What the run measured on the chip (written to ``hardware.json``)."""
+        models = self.chip_models()
+        summaries = [chip_summary(model) for model in models]
+        self.extra = {
+            "energy_per_inference": inference_energy(method, ctx, models[0]),
+            "devices": summaries[0]["devices"],
+            "writes_max_per_device": [s["writes_max_per_device"] for s in summaries],
+            "writes_mean_per_device": [s["writes_mean_per_device"] for s in summaries],
+            "stuck_devices": [s["stuck_devices"] for s in summaries],
+        }
         return self.result(method, ctx)
 
     def _start(self, n_chips: int) -> None:
@@ -228,16 +242,8 @@ class ProgramAfterTask(ChipHooks):
             self._record_task(k, before, self._ledger_point(chip))
             self.device_rows[k].append(evaluate_on(method, ctx, chip, ctx.task))
 
-    def finish(self, method: Method, ctx: Context) -> dict[str, Any]:
-        summaries = [chip_summary(chip) for chip in self.chips]
-        self.extra = {
-            "energy_per_inference": inference_energy(method, ctx, self.chips[0]),
-            "devices": summaries[0]["devices"],
-            "writes_max_per_device": [s["writes_max_per_device"] for s in summaries],
-            "writes_mean_per_device": [s["writes_mean_per_device"] for s in summaries],
-            "stuck_devices": [s["stuck_devices"] for s in summaries],
-        }
-        return self.result(method, ctx)
+    def chip_models(self) -> list[nn.Module]:
+        return self.chips
 
 
 class HardwareAware(ChipHooks):
@@ -283,16 +289,8 @@ class HardwareAware(ChipHooks):
         self.device_rows[0].append(list(accuracies))
         self._before = self._totals()  # evaluation reads are not the cost of learning
 
-    def finish(self, method: Method, ctx: Context) -> dict[str, Any]:
-        summary = chip_summary(ctx.model)
-        self.extra = {
-            "energy_per_inference": inference_energy(method, ctx, ctx.model),
-            "devices": summary["devices"],
-            "writes_max_per_device": [summary["writes_max_per_device"]],
-            "writes_mean_per_device": [summary["writes_mean_per_device"]],
-            "stuck_devices": [summary["stuck_devices"]],
-        }
-        return self.result(method, ctx)
+    def chip_models(self) -> list[nn.Module]:
+        return self.models[:1]  # the learner's own chip (DGR's generator has a second one)
 
 
 def hooks_for(hw: HardwareConfig, instance: int = 1) -> ChipHooks:

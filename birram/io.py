@@ -55,7 +55,7 @@ def finite_or_none(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {str(k) if not isinstance(k, str) else k: finite_or_none(v)
+        return {str(k): finite_or_none(v)
                 for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [finite_or_none(v) for v in obj]

@@ -103,15 +103,15 @@ def run_seed(
         hooks.setup(method, ctx)
     io.write_json(run_dir / "config.json", {**cfg.model_dump(mode="json"),
                                             "method_name": method_name, "seed": seed})
-    checkpoint = run_dir / CHECKPOINT
-    state = (load_checkpoint(checkpoint, method, ctx)
-             if resume and hooks is None and checkpoint.exists() else None)
+    checkpoint_path = run_dir / CHECKPOINT
+    state = (load_checkpoint(checkpoint_path, method, ctx)
+             if resume and hooks is None and checkpoint_path.exists() else None)
     started = time.perf_counter()
 
     def on_task_end(c: Context, s: RunState) -> None:
         save_replay_samples(method, c, run_dir)
         if hooks is None:  # a chip's state is not checkpointed: its run restarts whole
-            save_checkpoint(checkpoint, method, c, s)
+            save_checkpoint(checkpoint_path, method, c, s)
 
     try:
         state = train_continual(method, ctx, progress=progress, state=state,
@@ -130,7 +130,7 @@ def run_seed(
 
         export_model(method, ctx, run_dir / "model.pt2")
     rundir.seal(run_dir, files)
-    checkpoint.unlink(missing_ok=True)
+    checkpoint_path.unlink(missing_ok=True)
     return result
 
 

@@ -16,6 +16,7 @@ def find_run(run_dir: Path, method: str, seed: int | None) -> Path:
     """The directory of one finished (method, seed) of an experiment, checked; for a
     hardware-aware experiment, the network trained on chip 1."""
     from birram.methods.registry import check_methods
+    from birram.run import MODEL_FILE
 
     if not run_dir.is_dir():
         raise ConfigError(f"RUN_DIR {run_dir} does not exist or is not a directory")
@@ -35,9 +36,10 @@ def find_run(run_dir: Path, method: str, seed: int | None) -> Path:
         raise ConfigError(f"{run_dir} holds no seed {seed} of {method}; seeds there: "
                           f"{', '.join(map(str, seeds)) or 'none'}")
     for candidate in (seed_dir, seed_dir / "chip-1"):
-        if (candidate / "model.pt").is_file():
+        if (candidate / MODEL_FILE).is_file():
             return candidate
-    raise DataError(f"{seed_dir} holds no trained model (model.pt); the run has not finished")
+    raise DataError(f"{seed_dir} holds no trained model ({MODEL_FILE}); the run has not "
+                    "finished")
 
 
 def percent(p: dict[str, Any]) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import math
-import pickle
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -177,25 +176,26 @@ SUPPORTED = "bir, dgr, none, ewc, online-ewc, si, lwf, er, joint and the BI-R ab
 def restore_trained(run_dir: Path, device: str | None = None) -> tuple[Method, Context]:
     """Rebuild a finished run's method and context and load its trained model.
 
-    ``run_dir`` holds ``config.json`` (with ``method_name`` and ``seed``) and ``model.pt``.
-    Methods whose prediction needs more than the model (iCaRL's class means) are refused. A
-    hardware-aware run's ``model.pt`` also holds the chip's device buffers; only the digital
-    model's own entries (the shadow weights) are loaded.
+    ``run_dir`` holds ``config.json`` (with ``method_name`` and ``seed``) and the model's
+    state dict (``model.safetensors``: tensors only, never unpickled; sealed by the run's
+    manifest). Methods whose prediction needs more than the model (iCaRL's class means) are
+    refused. A hardware-aware run's model also holds the chip's device buffers; only the
+    digital model's own entries (the shadow weights) are loaded.
     """
     from birram import io, rundir
     from birram.config import build_config
     from birram.data.registry import build_protocol, load_dataset
     from birram.methods.registry import build_method
-    from birram.run import load_extractor, resolve_device, settings_from
+    from birram.run import MODEL_FILE, load_extractor, resolve_device, settings_from
     from birram.train import make_context, prepare
 
     run_dir = Path(run_dir)
     if not rundir.is_sealed(run_dir):
         raise DataError(f"{run_dir} is not a finished run (it has no manifest.json)")
     rundir.verify(run_dir)
-    model_file = run_dir / "model.pt"
+    model_file = run_dir / MODEL_FILE
     if not model_file.is_file():
-        raise DataError(f"{run_dir} holds no trained model (model.pt is missing)")
+        raise DataError(f"{run_dir} holds no trained model ({MODEL_FILE} is missing)")
     try:
         raw = io.read_json_strict(run_dir / "config.json")
         method_name, seed = raw.pop("method_name"), int(raw.pop("seed"))
@@ -218,12 +218,14 @@ def restore_trained(run_dir: Path, device: str | None = None) -> tuple[Method, C
 
 def load_digital_state(model: nn.Module, path: Path, device: torch.device) -> None:
     """Load the entries of ``path`` that ``model`` has; every one of them must be there."""
+    from safetensors.torch import load as load_tensors
+
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = load_tensors(path.read_bytes())
         wanted = model.state_dict().keys()
-        model.load_state_dict({k: v for k, v in state.items() if k in wanted}, strict=True)
-    except (OSError, EOFError, pickle.UnpicklingError, RuntimeError, ValueError,
-            AttributeError, KeyError) as err:
+        model.load_state_dict({k: v.to(device) for k, v in state.items() if k in wanted},
+                              strict=True)
+    except Exception as err:  # OSError, a shape or key mismatch, or safetensors' own error
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise DataError(f"{path} does not fit the run's model ({first})") from None
 

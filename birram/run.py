@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import save as save_tensors
 
 from birram import checkpoint, io, rundir
 from birram.config import RunConfig
@@ -34,6 +35,7 @@ from birram.metrics import confusion_matrix, mean_and_standard_error, per_class_
 from birram.train import RunState, TaskRecord, make_context, predictions, prepare, train_continual
 
 CHECKPOINT = "checkpoint.safetensors"
+MODEL_FILE = "model.safetensors"  # the trained model's state dict, tensors only
 # What a finished (method, seed) directory must hold; manifest.json seals their digests.
 RESULT_FILES = ["config.json", "metrics.json", "accuracy_matrix.csv", "confusion.csv"]
 ProgressFactory = Callable[[str, int], Callable[[int, int, int], None]]
@@ -124,7 +126,9 @@ def run_seed(
     if hooks is not None:
         io.write_json(run_dir / "hardware.json", hooks.finish(method, ctx))
         files.append("hardware.json")
-    io.write_with(run_dir / "model.pt", lambda f: torch.save(ctx.model.state_dict(), f))
+    io.write_bytes(run_dir / MODEL_FILE, save_tensors(
+        {k: v.detach().cpu().contiguous().clone() for k, v in ctx.model.state_dict().items()}))
+    files.append(MODEL_FILE)  # sealed too: a chip sweep reads it back
     if cfg.export and hooks is None:
         from birram.export import export_model
 

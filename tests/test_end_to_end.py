@@ -24,7 +24,7 @@ def test_rram_comparison_writes_report_and_replay_samples(tmp_path, monkeypatch)
         assert (out / name).exists(), name
     bir = out / "bir" / "seed-1"
     for name in ["replay_samples_task1.png", "replay_samples_task2.png", "accuracy_matrix.png",
-                 "confusion.png", "model.pt", "model.pt2"]:
+                 "confusion.png", "model.safetensors", "model.pt2"]:
         assert (bir / name).exists(), name
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["methods"]) == {"none", "bir", "joint"}

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
+from safetensors.torch import save as save_tensors
 from typer.testing import CliRunner
 
 from birram import io, rundir
@@ -136,7 +136,10 @@ def test_restore_keeps_only_the_shadow_weights_of_a_deployed_model(experiment: P
     run = copy_run(experiment, tmp_path)
     deployed = deployed_copy(ctx.model, chip_preset("ideal"), IdealCells(n_levels=None))
     assert any(key.endswith(".g") for key in deployed.state_dict())
-    torch.save(deployed.state_dict(), run / "model.pt")
+    model_file = run / "model.safetensors"
+    model_file.write_bytes(save_tensors({k: v.contiguous().clone()
+                                         for k, v in deployed.state_dict().items()}))
+    rundir.seal(run, list(io.read_json_strict(run / rundir.MANIFEST)))  # as the run would
     again, restored = restore_trained(run)
     assert evaluate(again, restored, LAST) == evaluate(method, ctx, LAST)
 

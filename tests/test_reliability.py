@@ -295,3 +295,29 @@ def test_resume_command_adds_out_and_resume():
     assert cmd == "birram compare --methods bir --out 'runs/x y' --resume"
     assert resume_command(Path("o"), ["run", "--out", "o", "--resume"]) == \
         "birram run --out o --resume"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["simulate", "--devices", "0"], "--devices"),
+    (["simulate", "--cycles", "100000"], "--cycles"),
+    (["simulate", "--seed", "-1"], "--seed"),
+    (["simulate", "--step", "1e-9"], "--step"),
+    (["simulate", "--icc", "5"], "compliance current"),
+    (["simulate", "--devices", "1000000", "--cycles", "1000"], "50 million"),
+    (["pretrain", "--out", "."], "is a directory"),
+    (["pretrain", "--out", "x.pt", "--iters", "0"], "--iters"),
+    (["pretrain", "--out", "x.pt", "--lr", "nan"], "--lr"),
+])
+def test_simulator_and_pretrain_inputs_get_one_line(tmp_path, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args, *(["--out", str(tmp_path / "sim")] if args[0] == "simulate" else []))
+    assert result.exit_code == 2 and needle in result.output, result.output
+    assert_clean_outcome(result)
+    assert not (tmp_path / "sim").exists() and not (tmp_path / "x.pt").exists()
+
+
+def test_simulate_out_that_is_a_file_is_refused(tmp_path):
+    file = tmp_path / "f"
+    file.write_text("x")
+    result = invoke("simulate", "--devices", "2", "--cycles", "1", "--out", str(file))
+    assert result.exit_code == 2 and "is a file" in result.output

@@ -129,7 +129,8 @@ def run_seed(
     io.write_bytes(run_dir / MODEL_FILE, save_tensors(
         {k: v.detach().cpu().contiguous().clone() for k, v in ctx.model.state_dict().items()}))
     files.append(MODEL_FILE)  # sealed too: a chip sweep reads it back
-    if cfg.export and hooks is None:
+    # A hardware-aware model holds crossbar layers; program-after-task trains a digital one.
+    if cfg.export and (cfg.hardware is None or cfg.hardware.mode == "program-after-task"):
         from birram.export import export_model
 
         export_model(method, ctx, run_dir / "model.pt2")

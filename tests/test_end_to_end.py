@@ -55,6 +55,7 @@ def test_demo_command_runs_the_preset_end_to_end(tmp_path, monkeypatch):
     assert saved["data"]["class_order"] == [3, 2, 1, 0]
     # the demo also programs each learner onto simulated RRAM chips after every task
     assert saved["hardware"]["chip"] == "rram-4bit" and (out / "hardware.md").exists()
+    assert (out / "bir" / "seed-1" / "model.pt2").exists()  # the demo still exports
     assert "on the chip" in result.output
 
 

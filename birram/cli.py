@@ -60,6 +60,7 @@ def overrides(**options: Any) -> dict[str, Any]:
         "protocol": ("data", "protocol"), "n_tasks": ("data", "n_tasks"),
         "class_order": ("data", "class_order"), "data_dir": ("data", "data_dir"),
         "download": ("data", "download"), "view": ("data", "view"),
+        "measured": ("data", "measured"),
         "extractor": ("data", "extractor"), "iters": ("train", "iters"),
         "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
         "hidden": ("train", "hidden"), "device": ("train", "device"),
@@ -158,6 +159,8 @@ def execute(cfg: RunConfig, out: Path | None, resume: bool) -> Path:
     for row in report.table_rows(result.summary):
         table.add_row(*(row[i] for i in keep))
     console.print(table)
+    for note in result.summary.get("data_notes", []):
+        console.print(note, highlight=False, markup=False)
     if cfg.hardware is not None:
         print_hardware_table(result.summary["hardware"], cfg)
     console.print(f"Results written to [bold]{out}[/] (results.md, accuracy_curve.png, "
@@ -196,6 +199,9 @@ OrderOpt = typer.Option(None, "--class-order", help="Class order, e.g. 9,8,7,6,5
 DataDirOpt = typer.Option(None, "--data-dir", help="Directory holding the dataset files.")
 DownloadOpt = typer.Option(None, "--download/--no-download", help="Download MNIST if missing.")
 ViewOpt = typer.Option(None, help="RRAM input view: features or trace.")
+MeasuredOpt = typer.Option(None, "--data", help="A directory of measured I-V sweeps (CSV/TSV "
+                           "tables, EasyEXPERT exports) in place of the simulated devices; "
+                           "the protocol defaults to rram-compliance.")
 ExtractorOpt = typer.Option(None, help="Pre-trained feature extractor (birram pretrain).")
 DeviceOpt = typer.Option(None, help="cpu or cuda.")
 ThreadsOpt = typer.Option(None, min=1, help="CPU threads (1 is fastest for small models).")
@@ -212,11 +218,15 @@ ChipsOpt = typer.Option(None, "--chips", help="Chip instances (device-variabilit
 
 
 def build(preset: str | None, sets: list[str], **options: Any) -> RunConfig:
-    from birram.data.registry import protocol_spec
+    from birram.data.registry import check_measured, protocol_spec
     from birram.methods.registry import check_methods
 
+    if options.get("measured") is not None and options.get("protocol") is None \
+            and "protocol" not in (load_preset(preset).get("data", {}) if preset else {}):
+        options["protocol"] = "rram-compliance"  # measured devices replace the simulated ones
     cfg = resolve(preset, _merge(overrides(**options), parse_assignments(sets)))
     protocol_spec(cfg.data.protocol)
+    check_measured(cfg.data)
     check_methods(cfg.methods, cfg.scenario)
     if cfg.hardware is not None:
         from birram.onchip import validate
@@ -242,6 +252,7 @@ def run(
     download: bool = DownloadOpt, view: str = ViewOpt, extractor: Path = ExtractorOpt,
     device: str = DeviceOpt, threads: int = ThreadsOpt, out: Path = OutOpt,
     resume: bool = ResumeOpt, export: bool = ExportOpt, set_: list[str] = SetOpt,
+    measured: Path = MeasuredOpt,
 ) -> None:
     """Train one method on one protocol and write a run directory."""
     cfg = build(preset, set_, methods=[method] if method else None,
@@ -250,7 +261,7 @@ def run(
                 hidden=parse_list(hidden, int, "--hidden"), n_tasks=n_tasks,
                 class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
                 download=download, view=view, extractor=extractor, device=device,
-                threads=threads, export=export)
+                threads=threads, export=export, measured=measured)
     if len(cfg.methods) != 1:
         raise ConfigError(f"run trains one method; pass --method (the preset lists "
                           f"{', '.join(cfg.methods)}) or use `birram compare`")
@@ -273,6 +284,7 @@ def compare(
     device: str = DeviceOpt, threads: int = ThreadsOpt, out: Path = OutOpt,
     resume: bool = ResumeOpt, export: bool = ExportOpt, set_: list[str] = SetOpt,
     chip: str = ChipOpt, chip_mode: str = ChipModeOpt, chips: int = ChipsOpt,
+    measured: Path = MeasuredOpt,
 ) -> None:
     """Compare several methods over several seeds: a table of mean and standard error.
 
@@ -288,7 +300,8 @@ def compare(
                 hidden=parse_list(hidden, int, "--hidden"), n_tasks=n_tasks,
                 class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
                 download=download, view=view, extractor=extractor, device=device,
-                threads=threads, export=export, chip=chip, chip_mode=chip_mode, chips=chips)
+                threads=threads, export=export, chip=chip, chip_mode=chip_mode, chips=chips,
+                measured=measured)
     execute(cfg, out, resume)
 
 

@@ -41,6 +41,10 @@ class DataConfig(Strict):
     download: bool = False
     view: Literal["features", "trace"] = "features"  # RRAM protocols only
     rram: dict[str, Any] = Field(default_factory=dict)  # overrides of the RRAM dataset config
+    # A directory of measured I-V sweeps in place of the simulated devices (RRAM protocols);
+    # measured_options are birram.rram.measured_dataset.MeasuredDatasetConfig fields.
+    measured: Path | None = None
+    measured_options: dict[str, Any] = Field(default_factory=dict)
     extractor: Path | None = None  # frozen pre-trained feature extractor (internal replay)
 
 

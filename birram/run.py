@@ -288,6 +288,8 @@ def run_experiment(
                 results.append(run_seed(cfg, name, seed, protocol, run_dir, resume, tick,
                                         extractor, chip_instance=instance or 1))
     summary = summarise_experiment(cfg, results)
+    if data.notes:
+        summary["data_notes"] = list(data.notes)
     io.write_json(out_dir / "summary.json", summary)
     report.write_experiment_report(out_dir, cfg, summary, results)
     if cfg.hardware is not None:

@@ -42,8 +42,27 @@ def protocol_spec(name: str) -> ProtocolSpec:
     return PROTOCOLS[name]
 
 
+def check_measured(cfg: DataConfig) -> None:
+    """Measured sweeps replace the simulated devices, so only RRAM protocols take them."""
+    spec = protocol_spec(cfg.protocol)
+    if cfg.measured is not None and spec.source != "rram":
+        rram = ", ".join(name for name, s in PROTOCOLS.items() if s.source == "rram")
+        raise ConfigError(f"measured data (--data {cfg.measured}) replaces the simulated RRAM "
+                          f"devices, but protocol {cfg.protocol} reads {spec.source}; use an "
+                          f"RRAM protocol ({rram})")
+    if cfg.measured is None and cfg.measured_options:
+        raise ConfigError("data.measured_options is set but no measured directory is given; "
+                          "add --data DIR (data.measured)")
+
+
 def load_dataset(cfg: DataConfig, seed: int = 0) -> ArrayDataset:
     spec = protocol_spec(cfg.protocol)
+    check_measured(cfg)
+    if cfg.measured is not None:
+        from birram.rram.measured_dataset import MeasuredDatasetConfig, load_measured_dataset
+
+        options = MeasuredDatasetConfig.from_dict(cfg.measured_options)
+        return load_measured_dataset(cfg.measured, view=cfg.view, cfg=options)
     if spec.source == "rram":
         from birram.rram.dataset import RRAMDatasetConfig, load_rram_dataset
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,13 @@ class ArrayDataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     class_names: tuple[str, ...]
+    # The physical quantity each class stands for where it has one (the compliance current in A
+    # of each RRAM level): what a regression target is made of.
+    class_values: tuple[float, ...] | None = None
+    notes: tuple[str, ...] = ()  # what was read and what was left out, for the run's summary
+
+    def with_notes(self, *notes: str) -> ArrayDataset:
+        return dataclasses.replace(self, notes=(*self.notes, *notes))
 
     @property
     def n_classes(self) -> int:
@@ -40,3 +48,6 @@ class ArrayDataset:
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise ValueError(f"{self.name}: train inputs {tuple(self.x_train.shape[1:])} and "
                              f"test inputs {tuple(self.x_test.shape[1:])} differ in shape")
+        if self.class_values is not None and len(self.class_values) != len(self.class_names):
+            raise ValueError(f"{self.name}: {len(self.class_values)} class values for "
+                             f"{len(self.class_names)} classes")

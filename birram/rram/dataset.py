@@ -260,7 +260,8 @@ def to_array_dataset(samples: RRAMSamples, view: View, drop_failed: bool = False
     return ArrayDataset(
         f"{name}-{view}", x_train, torch.from_numpy(samples.labels[tr].astype(np.int64)),
         x_test, torch.from_numpy(samples.labels[te].astype(np.int64)),
-        tuple(level_name(float(a)) for a in samples.levels_a))
+        tuple(level_name(float(a)) for a in samples.levels_a),
+        class_values=tuple(float(a) for a in samples.levels_a))
 
 
 def load_rram_dataset(cfg: RRAMDatasetConfig | None = None, view: View = "features",

@@ -72,7 +72,8 @@ def run(devices: int, cycles: int, device: str, dtype: torch.dtype,
     torch.set_default_device(device)
     # one full-batch step in isolation: the pure per-step cost
     b = _Batch(state.gap_m, state.width_m, state.temp_k, torch.zeros(devices, dtype=dtype),
-               torch.full((devices,), 5e-7, dtype=dtype), icc.to(dtype))
+               torch.full((devices,), 5e-7, dtype=dtype), icc.to(dtype),
+               torch.empty((devices, 0), dtype=dtype))
     reps = 200
     t0 = time.perf_counter()
     for _ in range(reps):

@@ -10,8 +10,10 @@ import torch
 from torch import Tensor
 
 from birram.errors import ConfigError
+from birram.rram.transistor import Transistor
 
-ComplianceMode = Literal["ideal", "1t1r", "none"]
+ComplianceMode = Literal["ideal", "1t1r", "transistor", "none"]
+COMPLIANCE_MODES = ("ideal", "1t1r", "transistor", "none")
 
 
 @dataclass(frozen=True)
@@ -103,17 +105,27 @@ class Compliance:
     ``ideal``: a source-measure unit that clamps the current at I_CC; the device voltage is
     solved back from the clamped current. ``1t1r``: a series transistor whose current saturates
     smoothly at I_CC, ``I_T = I_CC tanh(V_T / v_knee)``; the applied voltage splits between
-    the transistor and the cell. ``none``: no limit.
+    the transistor and the cell. ``transistor``: the access transistor described by
+    ``transistor`` (threshold, transconductance, word-line voltage); the limit follows from
+    its gate and drain voltages, and ``icc_a`` is not used. ``none``: no limit. Under negative
+    bias (RESET) every mode lets the cell take the current it draws.
     """
 
     icc_a: float | Tensor = 100e-6
     mode: ComplianceMode = "ideal"
     v_knee_v: float = 0.2
+    transistor: Transistor | None = None
 
     def validated(self) -> Compliance:
-        if self.mode not in ("ideal", "1t1r", "none"):
-            raise ConfigError(f"compliance mode must be ideal, 1t1r or none, got {self.mode!r}")
-        if self.mode != "none":
+        if self.mode not in COMPLIANCE_MODES:
+            raise ConfigError(f"compliance mode must be {', '.join(COMPLIANCE_MODES)}, "
+                              f"got {self.mode!r}")
+        if self.mode == "transistor":
+            if self.transistor is None:
+                raise ConfigError("compliance mode 'transistor' needs transistor=Transistor(...)"
+                                  " (its threshold, K and word-line voltage)")
+            self.transistor.validated()
+        elif self.mode != "none":
             icc = torch.as_tensor(self.icc_a, dtype=torch.float64)
             bad = ~torch.isfinite(icc) | (icc <= 0)
             if bool(bad.any()):

@@ -27,6 +27,12 @@ from birram.errors import ConfigError
 from birram.rram import kernel, physics
 from birram.rram.drive import Compliance, Waveform
 from birram.rram.physics import TensorParams
+from birram.rram.transistor import (
+    TRANSISTOR_COLUMNS,
+    TRANSISTOR_ITERS,
+    derived_constants,
+    drain_current,
+)
 
 BISECTION_ITERS = kernel.BISECTION_ITERS
 KERNEL_MIN_CHUNK = 256  # devices per thread below which one thread is faster
@@ -79,10 +85,11 @@ def initial_state(p: TensorParams, n: int, dtype: torch.dtype = torch.float64,
 
 
 def operating_point(p: TensorParams, v: Tensor, gap: Tensor, width: Tensor,
-                    compliance: Compliance, icc: Tensor, s_guess: Tensor | None = None
-                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                    compliance: Compliance, icc: Tensor, s_guess: Tensor | None = None,
+                    transistor: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Current, gap voltage, heating power at applied voltage ``v`` with the compliance, and
-    the normalised compliance-free gap voltage (a warm start for the next call)."""
+    the normalised compliance-free gap voltage (a warm start for the next call).
+    ``transistor``: the per-device constants of :func:`transistor.derived_constants`."""
     ia = physics.gap_prefactor(p, gap, width)
     r_cf = physics.filament_resistance(p, gap, width) if p.base.rho_ohm_m > 0 else None
     if p.series:
@@ -99,6 +106,9 @@ def operating_point(p: TensorParams, v: Tensor, gap: Tensor, width: Tensor,
         vg = torch.where(over, physics.gap_voltage_at_current(icc, ia, p.v0_v), vg)
     elif compliance.mode == "1t1r":
         i, vg = _transistor_limit(p, v, i, vg, ia, r_cf, icc, compliance.v_knee_v)
+    elif compliance.mode == "transistor":
+        assert transistor is not None
+        i, vg = _access_transistor_limit(p, v, i, vg, ia, r_cf, transistor)
     power = (vg * i).abs()
     if r_cf is not None:
         power = power + i * i * r_cf
@@ -128,6 +138,37 @@ def _transistor_limit(p: TensorParams, v: Tensor, i_free: Tensor, vg: Tensor, ia
             torch.where(positive, physics.gap_voltage_at_current(i, ia, p.v0_v), vg))
 
 
+def _access_transistor_limit(p: TensorParams, v: Tensor, i_free: Tensor, vg: Tensor,
+                             ia: Tensor, r_cf: Tensor | None, constants: Tensor
+                             ) -> tuple[Tensor, Tensor]:
+    """Current through cell + access transistor (positive bias), by bisection on V_DS.
+
+    ``V_DS + V_cell(I_D(V_DS)) - V`` rises monotonically with V_DS (both terms do) and changes
+    sign in [0, V]; every evaluation is explicit, the cell voltage being ``Vg(I) + I R``.
+    """
+    r = (r_cf if r_cf is not None else 0.0) + p.r_series_ohm
+    lo = torch.zeros_like(v)
+    hi = v.clamp_min(0.0)
+    for _ in range(TRANSISTOR_ITERS):
+        mid = 0.5 * (lo + hi)
+        i_mid = drain_current(constants, mid)
+        above = mid + physics.gap_voltage_at_current(i_mid, ia, p.v0_v) + i_mid * r > v
+        hi = torch.where(above, mid, hi)
+        lo = torch.where(above, lo, mid)
+    i = drain_current(constants, 0.5 * (lo + hi))
+    positive = v > 0
+    return (torch.where(positive, i, i_free),
+            torch.where(positive, physics.gap_voltage_at_current(i, ia, p.v0_v), vg))
+
+
+def _transistor_constants(compliance: Compliance, n: int) -> Tensor:
+    if compliance.mode != "transistor":
+        return torch.empty((n, 0), dtype=torch.float64)
+    if compliance.transistor is None:
+        raise ConfigError("compliance mode 'transistor' needs transistor=Transistor(...)")
+    return derived_constants(compliance.transistor, n)
+
+
 def simulate(p: TensorParams, wave: Waveform, compliance: Compliance, state: DeviceState,
              generator: torch.Generator | None = None,
              options: IntegratorOptions | None = None,
@@ -148,7 +189,8 @@ def simulate(p: TensorParams, wave: Waveform, compliance: Compliance, state: Dev
     cur = _Batch(state.gap_m.to(dtype).clone(), state.width_m.to(dtype).clone(),
                  state.temp_k.to(dtype).clone(), torch.zeros(n, dtype=dtype),
                  torch.zeros(n, dtype=dtype),
-                 torch.broadcast_to(torch.as_tensor(compliance.icc_a, dtype=dtype), (n,)))
+                 torch.broadcast_to(torch.as_tensor(compliance.icc_a, dtype=dtype), (n,)),
+                 _transistor_constants(compliance, n).to(state.gap_m.device, dtype))
     volts = wave.volts.to(dtype).tolist()
     dts = wave.dt_s.tolist()
     out = {k: torch.empty(wave.steps, n, dtype=torch.float32) for k in record}
@@ -195,13 +237,14 @@ class _Batch:
     s_guess: Tensor  # last normalised gap voltage: a warm start for the series solve
     remaining: Tensor  # time left in the current voltage step
     icc: Tensor
+    transistor: Tensor  # [n, 5] access-transistor constants ([n, 0] in the other modes)
 
     def subset(self, idx: Tensor) -> _Batch:
         return _Batch(*(getattr(self, f.name)[idx] for f in fields(self)))
 
     def scatter(self, idx: Tensor, sub: _Batch) -> None:
         for f in fields(self):
-            if f.name != "icc":
+            if f.name not in ("icc", "transistor"):
                 getattr(self, f.name)[idx] = getattr(sub, f.name)
 
 
@@ -226,7 +269,8 @@ def _advance(p: TensorParams, v_applied: float, b: _Batch, compliance: Complianc
     done = 0
     for it in range(iters):
         i, vg, power, s_free = operating_point(p, v, b.gap, b.width, compliance, b.icc,
-                                               None if cold and it == 0 else b.s_guess)
+                                               None if cold and it == 0 else b.s_guess,
+                                               b.transistor)
         b.s_guess = s_free
         if it == 0:
             first_current = i
@@ -274,7 +318,8 @@ def _advance(p: TensorParams, v_applied: float, b: _Batch, compliance: Complianc
     return done if count else first_current
 
 
-_MODES = {"none": kernel.MODE_NONE, "ideal": kernel.MODE_IDEAL, "1t1r": kernel.MODE_1T1R}
+_MODES = {"none": kernel.MODE_NONE, "ideal": kernel.MODE_IDEAL, "1t1r": kernel.MODE_1T1R,
+          "transistor": kernel.MODE_TRANSISTOR}
 
 
 def _use_kernel(opts: IntegratorOptions, state: DeviceState) -> bool:
@@ -306,6 +351,9 @@ def _simulate_compiled(p: TensorParams, wave: Waveform, compliance: Compliance,
     st = torch.stack([state.gap_m, state.width_m, state.temp_k], 1).double().numpy().copy()
     icc = np.broadcast_to(torch.as_tensor(compliance.icc_a, dtype=torch.float64).numpy(),
                           (n,)).copy()
+    transistor = np.zeros((n, len(TRANSISTOR_COLUMNS)), dtype=np.float64)
+    if compliance.mode == "transistor":
+        transistor[:] = _transistor_constants(compliance, n).numpy()
     steps = wave.steps
     outs = {k: np.empty((n, steps) if k in record else (0, 0), dtype=np.float32)
             for k in ("current", "gap", "width")}
@@ -315,8 +363,9 @@ def _simulate_compiled(p: TensorParams, wave: Waveform, compliance: Compliance,
     key = int(torch.randint(0, 2**62, (1,), generator=generator)) if noisy else 0
     counts = np.zeros(n, dtype=np.int64)
     args = (params, wave.volts.double().numpy(), wave.dt_s.double().numpy(),
-            _MODES[compliance.mode], icc, float(compliance.v_knee_v), opts.max_gap_step_m,
-            opts.max_width_step_frac, opts.max_substeps, opts.fixed_substeps or 0,
+            _MODES[compliance.mode], icc, float(compliance.v_knee_v), transistor,
+            opts.max_gap_step_m, opts.max_width_step_frac, opts.max_substeps,
+            opts.fixed_substeps or 0,
             base.width_vel0_m_per_s > 0 or base.dissolution > 0, base.tau_th_s > 0, p.series,
             base.rho_ohm_m > 0, noisy, np.uint64(key), st, outs["current"], outs["gap"],
             outs["width"], counts)

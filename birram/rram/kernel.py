@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from birram.rram.physics import KB_EV_PER_K, MAX_EXPONENT, NEWTON_MAX_ITERS, NEWTON_STOP_STEP
+from birram.rram.transistor import TRANSISTOR_ITERS
 
 try:  # pragma: no cover - exercised by whichever branch the environment takes
     import numba
@@ -42,7 +43,7 @@ PARAM_NAMES = ("i0_a", "g0_m", "v0_v", "vel0_m_per_s", "gamma0", "beta", "ea_ev"
  ) = range(len(PARAM_NAMES))
 
 # Compliance modes and model switches, passed as integers.
-MODE_NONE, MODE_IDEAL, MODE_1T1R = 0, 1, 2
+MODE_NONE, MODE_IDEAL, MODE_1T1R, MODE_TRANSISTOR = 0, 1, 2, 3
 BISECTION_ITERS = 30  # 1T1R current by bisection (shared with the tensor path)
 TINY = np.finfo(np.float64).tiny
 
@@ -120,7 +121,32 @@ if numba is not None:
         return 0.5 * (lo + hi)
 
     @_jit
+    def _softplus(x: float) -> float:
+        return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+    @_jit
+    def _drain_current(tr: Any, v_ds: float) -> float:
+        """transistor.drain_current for one device (constants in TRANSISTOR_COLUMNS order)."""
+        f_reverse = _softplus((tr[0] - v_ds) / (2.0 * tr[4]))
+        return tr[1] * (tr[2] - f_reverse * f_reverse) * (1.0 + tr[3] * v_ds)
+
+    @_jit
+    def _access_transistor_current(v: float, ia: float, r: float, v0: float, tr: Any) -> float:
+        """Current through cell + access transistor at positive bias, by bisection on V_DS
+        (integrate._access_transistor_limit)."""
+        lo, hi = 0.0, max(v, 0.0)
+        for _ in range(TRANSISTOR_ITERS):
+            mid = 0.5 * (lo + hi)
+            i_mid = _drain_current(tr, mid)
+            if mid + v0 * math.asinh(i_mid / ia) + i_mid * r > v:
+                hi = mid
+            else:
+                lo = mid
+        return _drain_current(tr, 0.5 * (lo + hi))
+
+    @_jit
     def _device(j: int, p: Any, volts: Any, dts: Any, mode: int, icc: float, v_knee: float,
+                tr: Any,
                 max_gap_step: float, max_width_frac: float, max_substeps: int, fixed: int,
                 grows: bool, dynamic_heat: bool, series: bool, has_rho: bool, noisy: bool,
                 key: Any, state: Any, cur_out: Any, gap_out: Any, width_out: Any) -> int:
@@ -179,6 +205,9 @@ if numba is not None:
                         vg = v0 * _asinh_pos(icc / ia)
                     elif mode == MODE_1T1R and v > 0:
                         i = _transistor_current(v, i, ia, r_total, v0, icc, v_knee)
+                        vg = v0 * math.asinh(i / ia)
+                    elif mode == MODE_TRANSISTOR and v > 0:
+                        i = _access_transistor_current(v, ia, r_total, v0, tr)
                         vg = v0 * math.asinh(i / ia)
                 if clamped:
                     i = icc
@@ -245,14 +274,16 @@ if numba is not None:
 
     @_jit
     def integrate(start: int, stop: int, params: Any, volts: Any, dts: Any, mode: int,
-                  icc: Any, v_knee: float, max_gap_step: float, max_width_frac: float,
-                  max_substeps: int, fixed: int, grows: bool, dynamic_heat: bool, series: bool,
+                  icc: Any, v_knee: float, transistor: Any, max_gap_step: float,
+                  max_width_frac: float, max_substeps: int, fixed: int, grows: bool,
+                  dynamic_heat: bool, series: bool,
                   has_rho: bool, noisy: bool, key: Any, state: Any, cur_out: Any, gap_out: Any,
                   width_out: Any, counts: Any) -> None:
         """Devices ``start:stop`` over the whole waveform (releases the GIL, so chunks of
         devices run in parallel on Python threads)."""
         for j in range(start, stop):
-            counts[j] = _device(j, params[j], volts, dts, mode, icc[j], v_knee, max_gap_step,
+            counts[j] = _device(j, params[j], volts, dts, mode, icc[j], v_knee, transistor[j],
+                                max_gap_step,
                                 max_width_frac, max_substeps, fixed, grows, dynamic_heat,
                                 series, has_rho, noisy, key, state, cur_out, gap_out,
                                 width_out)

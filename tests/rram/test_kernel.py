@@ -11,6 +11,7 @@ from birram.rram.drive import Compliance, Waveform, triangular_sweep
 from birram.rram.integrate import IntegratorOptions, initial_state, simulate
 from birram.rram.params import FILAMENT, PARAM_SETS, STANFORD_V1
 from birram.rram.physics import TensorParams
+from birram.rram.transistor import Transistor
 from birram.rram.variability import Variability, device_params, draw_normals
 
 
@@ -40,6 +41,29 @@ def test_backends_agree(name, mode):
     torch.testing.assert_close(c_st.width_m, t_st.width_m, rtol=1e-6, atol=1e-15)
     # the tensor path also computes sub-steps for devices that have already finished
     assert c_tr.substeps <= t_tr.substeps
+
+
+@pytest.mark.parametrize("name", ["stanford-v1", "filament"])
+def test_backends_agree_with_an_access_transistor(name):
+    # word-line voltages from below threshold to fully on, threshold varying per device
+    n = 8
+    p = _population(name, n)
+    transistor = Transistor(v_wl_v=torch.linspace(0.3, 2.5, n, dtype=torch.float64),
+                            v_th_v=torch.linspace(0.45, 0.6, n, dtype=torch.float64),
+                            k_a_per_v2=5e-4)
+    compliance = Compliance(mode="transistor", transistor=transistor).validated()
+    wave = triangular_sweep(1.6, 1.7, 1e4, 5e-2)
+    out = {}
+    for backend in ("torch", "compiled"):
+        out[backend] = simulate(p, wave, compliance, initial_state(p, n), None,
+                                IntegratorOptions(backend=backend), record=("current", "gap"))
+    (t_tr, t_st), (c_tr, c_st) = out["torch"], out["compiled"]
+    torch.testing.assert_close(c_tr.current_a, t_tr.current_a, rtol=1e-5, atol=1e-12)
+    torch.testing.assert_close(c_st.gap_m, t_st.gap_m, rtol=1e-6, atol=1e-15)
+    torch.testing.assert_close(c_st.width_m, t_st.width_m, rtol=1e-6, atol=1e-15)
+    # below threshold the transistor holds the SET current under 0.1 uA; fully on it does not
+    peak = t_tr.current_a.max(0).values
+    assert peak[0] < 1e-7 and peak[-1] > 1e-4
 
 
 @pytest.mark.parametrize("backend", ["torch", "compiled"])

@@ -101,3 +101,29 @@ def power_law_exponent(icc_a: np.ndarray, r_lrs: np.ndarray) -> float:
     """Slope of log R_LRS against log I_CC (least squares over all samples)."""
     x, y = np.log(icc_a), np.log(r_lrs)
     return float(np.polyfit(x, y, 1)[0])
+
+
+def wordline_sweep(v_wl: np.ndarray, r_ohm: np.ndarray, i_peak_a: np.ndarray,
+                   i_sat_a: np.ndarray, r_free_ohm: float, path: Path, title: str = "",
+                   measured: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """Resistance after SET and peak SET current against word-line voltage (1T1R)."""
+    fig, (ax_r, ax_i) = plt.subplots(1, 2, figsize=(9.0, 3.8))
+    if measured is not None:
+        ax_r.semilogy(*measured, "o", color="tab:orange", ms=4, label="measured")
+    ax_r.semilogy(v_wl, r_ohm, "-", color="k", lw=1.4,
+                  label="fit" if measured is not None else "simulated")
+    ax_r.axhline(r_free_ohm, color="grey", ls="--", lw=0.9, label="without transistor")
+    ax_r.set_xlabel("word-line voltage V_WL (V)")
+    ax_r.set_ylabel("R after SET, read at V_read (ohm)")
+    ax_r.legend(fontsize=8)
+    ax_i.semilogy(v_wl, i_peak_a, "-", color="k", lw=1.4, label="peak SET current")
+    ax_i.semilogy(v_wl, np.maximum(i_sat_a, 1e-12), ":", color="tab:blue", lw=1.2,
+                  label="transistor saturation current")
+    ax_i.set_ylim(0.3 * max(float(np.min(i_peak_a)), 1e-12), 3 * float(np.max(i_peak_a)))
+    ax_i.set_xlabel("word-line voltage V_WL (V)")
+    ax_i.set_ylabel("current (A)")
+    ax_i.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)

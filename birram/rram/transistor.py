@@ -56,7 +56,8 @@ class Transistor:
 
     def saturation_current_a(self, v_ds: float = 0.0) -> Tensor:
         """Current with the drain far above pinch-off (at ``v_ds`` for the CLM factor)."""
-        c = derived_constants(self, 1)
+        n = max(torch.as_tensor(getattr(self, f.name)).numel() for f in fields(self))
+        c = derived_constants(self, n)
         return c[:, 1] * c[:, 2] * (1 + c[:, 3] * v_ds)
 
 

@@ -1,5 +1,6 @@
-"""Measured I-V sweeps as instruments and users write them: plain CSV/TSV tables and Keysight
-EasyEXPERT exports, read into :class:`MeasuredSweep` records in SI units.
+"""Measured I-V sweeps as instruments and users write them: plain CSV/TSV tables, Keysight
+EasyEXPERT exports and Keithley 4200A Clarius exports (.xlsx and tab-separated text, in
+``measured_keithley.py``), read into :class:`MeasuredSweep` records in SI units.
 
 Every reader parses the whole file before returning, so a bad file raises one
 :class:`~birram.errors.DataError` naming the file and line and nothing is half-imported.
@@ -18,7 +19,7 @@ import numpy as np
 from birram.errors import DataError
 
 Column = str | int | None
-Format = Literal["auto", "table", "easyexpert"]
+Format = Literal["auto", "table", "easyexpert", "keithley"]
 
 UNIT_SCALES: dict[str, dict[str, float]] = {
     "voltage": {"v": 1.0, "mv": 1e-3, "uv": 1e-6, "kv": 1e3},
@@ -40,6 +41,9 @@ NAME_PATTERNS: dict[str, re.Pattern[str]] = {
 }
 _UNIT_SUFFIX = re.compile(r"^(?P<name>.*?)[\s_/]*[(\[](?P<unit>[^)\]]*)[)\]]\s*$")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# A number written with its own unit ('2.5 mA'): a table that mixes units.
+_NUMBER_WITH_UNIT = re.compile(r"\s*[+-]?(\d+[.,]?\d*|[.,]\d+)([eE][+-]?\d+)?\s*"
+                               r"(?P<unit>[a-zA-Zµμ]{1,4})\s*")
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,14 +101,23 @@ def read_sweeps(path: Path | str, format: Format = "auto",
     except TypeError as err:
         raise DataError(f"unknown reader option: {err}") from None
     path = Path(path)
+    if format not in ("auto", "table", "easyexpert", "keithley"):
+        raise DataError(f"unknown measured-data format {format!r}: use auto, table, easyexpert "
+                        f"or keithley")
+    from birram.rram import measured_keithley as keithley
+
+    if format in ("auto", "keithley") and (path.suffix.lower() in (".xlsx", ".xlsm")
+                                           or keithley.is_workbook(path)):
+        return keithley.read_clarius_workbook(path, options)
     lines = _read_lines(path)
     if format == "auto":
-        format = "easyexpert" if any(_is_easyexpert_key(s) for s in lines[:200]) else "table"
+        format = ("easyexpert" if any(_is_easyexpert_key(s) for s in lines[:200]) else
+                  "keithley" if keithley.looks_like_clarius_text(lines) else "table")
     if format == "easyexpert":
         return read_easyexpert_lines(lines, path.name, options)
-    if format == "table":
-        return read_table_lines(lines, path.name, options)
-    raise DataError(f"unknown measured-data format {format!r}: use auto, table or easyexpert")
+    if format == "keithley":
+        return keithley.read_clarius_text_lines(lines, path.name, options)
+    return read_table_lines(lines, path.name, options)
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -318,7 +331,9 @@ def _parse_rows(data: Sequence[tuple[int, list[str]]], header: Sequence[str], la
                 source: str, decimal_comma: bool) -> dict[str, list]:
     numeric = [r for r in ("voltage", "current", "time", "compliance") if r in layout.index]
     table: dict[str, list] = {r: [] for r in layout.index}
+    table["_where"] = []  # where each row came from, for messages about whole sweeps
     for line_no, row in data:
+        table["_where"].append(f"line {line_no}")
         cells = _trim(row, len(header))
         if len(cells) != len(header):
             raise DataError(f"{source}: line {line_no}: expected {len(header)} columns like the "
@@ -334,9 +349,33 @@ def _parse_rows(data: Sequence[tuple[int, list[str]]], header: Sequence[str], la
                 continue
             if value is None:
                 raise DataError(f"{source}: line {line_no}: expected a number in column "
-                                f"{header[k]!r}, got {cell!r}")
+                                f"{header[k]!r}, got {cell!r}{mixed_units_hint(cell)}")
             table[role].append(value * layout.scale[role])
     return table
+
+
+def mixed_units_hint(cell: str) -> str:
+    """What to add to a bad-number message when the cell carries its own unit."""
+    match = _NUMBER_WITH_UNIT.fullmatch(cell)
+    if match is None:
+        return ""
+    return (f" (a unit inside a cell: the table mixes units; give the unit once in the header, "
+            f"e.g. 'I ({match['unit']})', and plain numbers below)")
+
+
+def check_sweep(voltage: np.ndarray, time: np.ndarray | None, where: Sequence[str],
+                source: str, label: str = "") -> None:
+    """A sweep has at least two points, and its time stamps (if any) never run backwards."""
+    if voltage.size < 2:
+        raise DataError(f"{source}: {where[0]}: expected at least 2 points in a sweep{label}, "
+                        f"found {voltage.size}")
+    if time is not None:
+        back = np.flatnonzero(np.diff(time) < 0)
+        if back.size:
+            k = int(back[0]) + 1
+            raise DataError(f"{source}: {where[k]}: expected time to increase within a "
+                            f"sweep{label} (rows in measurement order), got {time[k]:g} s after "
+                            f"{time[k - 1]:g} s")
 
 
 def _split_sweeps(table: dict[str, list], layout: _Layout, source: str,
@@ -353,6 +392,10 @@ def _split_sweeps(table: dict[str, list], layout: _Layout, source: str,
         idx = np.asarray(rows)
         time = np.asarray(table["time"], dtype=np.float64)[idx] if "time" in table else None
         comp = meta.get("compliance", compliance_a)
+        label = "".join(f", {k} {v}" for k, v in meta.items() if v not in ("", None))
+        check_sweep(np.asarray(table["voltage"], dtype=np.float64)[idx], time,
+                    [table["_where"][r] for r in rows] if "_where" in table else
+                    [f"row {r + 1}" for r in rows], source, label and f" ({label[2:]})")
         sweeps.append(MeasuredSweep(
             voltage_v=np.asarray(table["voltage"], dtype=np.float64)[idx],
             current_a=np.asarray(table["current"], dtype=np.float64)[idx], time_s=time,

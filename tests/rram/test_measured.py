@@ -161,6 +161,13 @@ def test_easyexpert_picks_the_swept_channel(tmp_path: Path) -> None:
     ("V (mA),I\n1,2\n", r"bad\.csv: line 1: .*expected a voltage unit"),
     ("DataName, V1, I1\nDataValue, 1, x\n", r"bad\.csv: line 2: expected a number"),
     ("DataValue, 1, 2\n", r"bad\.csv: line 1: expected a DataName line before"),
+    ("V,I\n0.1,1e-6\n", r"bad\.csv: line 2: expected at least 2 points in a sweep, found 1"),
+    ("Device,V,I\nA,0.1,1e-6\nA,0.2,2e-6\nB,0.1,1e-6\n",
+     r"bad\.csv: line 4: expected at least 2 points in a sweep \(device B\), found 1"),
+    ("V,I,Time (ms)\n0.1,1e-6,0\n0.2,2e-6,5\n0.3,3e-6,4\n",
+     r"bad\.csv: line 4: expected time to increase .*0\.004 s after 0\.005 s"),
+    ("V (V),I (A)\n0.1,1e-6\n0.2,2.5 mA\n",
+     r"bad\.csv: line 3: expected a number in column 'I \(A\)'.*mixes units.*'I \(mA\)'"),
 ])
 def test_bad_files_name_the_file_line_and_expectation(tmp_path: Path, text: str,
                                                        pattern: str) -> None:

@@ -362,8 +362,8 @@ def register_optional(module: str) -> None:
             raise
 
 
-for _module in ("birram.rram.cli", "birram.demo_cli", "birram.pretrain_cli", "birram.onchip_cli",
-                "birram.rram.wordline_cli"):
+for _module in ("birram.rram.cli", "birram.rram.fit_cli", "birram.demo_cli", "birram.pretrain_cli",
+                "birram.onchip_cli", "birram.rram.wordline_cli"):
     register_optional(_module)
 
 

@@ -1,5 +1,8 @@
 """``birram fit`` (measured sweeps -> parameter set) and ``birram fit-example``.
 
+With ``--wordline FILE`` it fits the access transistor of 1T1R cells to a table of word-line
+voltage and resistance after SET instead (``birram.rram.wordline_cli.fit_wordline_command``).
+
 The command is three steps that other fitting modes reuse: :func:`collect_sweep_files` and
 :func:`read_measured` (inputs), a fitter (:func:`birram.rram.fit.fit_sweeps` for the cell
 under an ideal source-measure-unit compliance), and
@@ -18,13 +21,14 @@ from birram.cli_support import friendly_errors
 from birram.errors import ConfigError, DataError
 from birram.rundir import check_writable
 
-SWEEP_SUFFIXES = (".csv", ".tsv", ".txt", ".dat")
+SWEEP_SUFFIXES = (".csv", ".tsv", ".txt", ".dat", ".xlsx")
 
 
 def collect_sweep_files(paths: Sequence[Path]) -> list[Path]:
     """The files named, and the sweep files (by suffix) anywhere under the directories named."""
     if not paths:
-        raise ConfigError("give at least one measured-sweep file or directory")
+        raise ConfigError("give at least one measured-sweep file or directory (or --wordline "
+                          "FILE for a word-line sweep)")
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -45,8 +49,9 @@ def collect_sweep_files(paths: Sequence[Path]) -> list[Path]:
 def read_measured(files: Sequence[Path], format: str = "auto") -> list:
     from birram.rram.measured import read_sweep_files
 
-    if format not in ("auto", "table", "easyexpert"):
-        raise ConfigError(f"--format must be auto, table or easyexpert, got {format!r}")
+    if format not in ("auto", "table", "easyexpert", "keithley"):
+        raise ConfigError(f"--format must be auto, table, easyexpert or keithley, got "
+                          f"{format!r}")
     sweeps = read_sweep_files(files, format)  # type: ignore[arg-type]
     if not sweeps:
         raise DataError(f"no sweeps in {len(files)} file(s)")
@@ -87,8 +92,9 @@ def register(app: typer.Typer) -> None:
     @app.command("fit")
     @friendly_errors
     def fit(
-        paths: list[Path] = typer.Argument(..., help="Measured-sweep files or directories "
-                                           "(CSV/TSV tables, Keysight EasyEXPERT CSV)."),
+        paths: list[Path] = typer.Argument(None, help="Measured-sweep files or directories "
+                                           "(CSV/TSV tables, Keysight EasyEXPERT CSV, Keithley "
+                                           "Clarius .xlsx or text)."),
         out: Path = typer.Option(Path("rram-fit"), help="Output directory."),
         base: str = typer.Option("filament", help="Parameter set to start from; parameters "
                                  "not fitted keep its values."),
@@ -97,9 +103,40 @@ def register(app: typer.Typer) -> None:
         current_floor: float = typer.Option(1e-10, help="Instrument current floor (A): smaller "
                                             "|I| counts as noise."),
         rounds: int = typer.Option(2, help="Fitting rounds (threshold scan + least squares)."),
-        format: str = typer.Option("auto", help="auto, table or easyexpert."),
+        format: str = typer.Option("auto", help="auto, table, easyexpert or keithley."),
+        wordline: Path = typer.Option(None, help="Fit the access transistor of 1T1R cells "
+                                      "instead: a table of word-line voltage and resistance "
+                                      "after SET (header e.g. 'V_WL (V), R (ohm)')."),
+        v_bl: float = typer.Option(1.5, help="--wordline: bit-line SET pulse amplitude (V)."),
+        pulse_width: float = typer.Option(1e-6, help="--wordline: SET pulse width (s)."),
+        v_read: float = typer.Option(0.1, help="--wordline: read voltage (V)."),
+        r_line: float = typer.Option(1000.0, help="--wordline: bit-line and contact "
+                                     "resistance (ohm)."),
+        v_th: float = typer.Option(0.6, help="--wordline: threshold voltage (V), start value "
+                                   "or fixed."),
+        k: float = typer.Option(1e-3, help="--wordline: K = mu C_ox W / L (A/V^2), start "
+                                "value or fixed."),
+        fit_transistor: str = typer.Option("v_th,k", help="--wordline: parameters to fit "
+                                           "(v_th, k, slope, lambda)."),
     ) -> None:
         """Fit the device model to measured I-V sweeps; write params.json and a report."""
+        if wordline is not None:
+            from birram.rram.transistor import Transistor
+            from birram.rram.wordline_cli import fit_wordline_command
+
+            if paths:
+                raise ConfigError("give either I-V sweep files or --wordline FILE, not both")
+            t = Transistor()
+            s = fit_wordline_command(wordline, base, v_bl, pulse_width, v_read, r_line, v_th,
+                                     k, float(t.slope_n), float(t.lambda_per_v),
+                                     fit_transistor, out)
+            fitted = s["transistor"]
+            typer.echo(f"{s['file']}: {s['points']} word-line voltages; V_th "
+                       f"{fitted['v_th_v']:.4g} V, K {fitted['k_a_per_v2']:.4g} A/V^2, n "
+                       f"{fitted['slope_n']:.3g}, lambda {fitted['lambda_per_v']:.3g} 1/V; rms "
+                       f"error {s['rms_log10_error']:.3g} decades; wrote {out}/fit.json, "
+                       f"fit.csv, fit.png")
+            return
         summary = fit_command(paths, out, base=base, sweep_rate=sweep_rate,
                               current_floor=current_floor, rounds=rounds, format=format)
         typer.echo(f"fitted {len(summary['devices'])} device(s), {len(summary['cycles'])} "

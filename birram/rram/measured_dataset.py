@@ -29,7 +29,7 @@ from birram.rram.dataset import RRAMSamples, View, level_name, to_array_dataset
 from birram.rram.measured import MeasuredSweep, read_sweeps
 from birram.rram.measured_features import FeatureOptions, MeasuredFeatures, measured_features
 
-SWEEP_SUFFIXES = (".csv", ".tsv", ".txt", ".dat")
+SWEEP_SUFFIXES = (".csv", ".tsv", ".txt", ".dat", ".xlsx")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class MeasuredDatasetConfig:
     test_fraction: float = 0.2  # share of each level's devices held out (the simulated 80/400)
     split_seed: int = 0  # the device split; fixed across run seeds, as the simulated split is
     trace_points: int = 64  # points of the trace view along the RESET half
-    format: str = "auto"  # auto, table or easyexpert (see birram.rram.measured)
+    format: str = "auto"  # auto, table, easyexpert or keithley (see birram.rram.measured)
     v_read: float = 0.1  # |V| at which R_LRS and R_HRS are read
     set_polarity: int = 1  # +1: SET at positive voltage
     current_floor_a: float = 1e-12  # instrument resolution
@@ -53,8 +53,8 @@ class MeasuredDatasetConfig:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"measured {name} must be an integer in [{low}, {high}], "
                                   f"got {value!r}")
-        if self.format not in ("auto", "table", "easyexpert"):
-            raise ConfigError(f"measured format must be auto, table or easyexpert, "
+        if self.format not in ("auto", "table", "easyexpert", "keithley"):
+            raise ConfigError(f"measured format must be auto, table, easyexpert or keithley, "
                               f"got {self.format!r}")
         self.feature_options()  # validates v_read, set_polarity and current_floor_a
 

@@ -105,13 +105,14 @@ def power_law_exponent(icc_a: np.ndarray, r_lrs: np.ndarray) -> float:
 
 def wordline_sweep(v_wl: np.ndarray, r_ohm: np.ndarray, i_peak_a: np.ndarray,
                    i_sat_a: np.ndarray, r_free_ohm: float, path: Path, title: str = "",
-                   measured: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-    """Resistance after SET and peak SET current against word-line voltage (1T1R)."""
+                   points: tuple[np.ndarray, np.ndarray] | None = None,
+                   curve_label: str = "simulated", points_label: str = "measured") -> None:
+    """Resistance after SET and peak SET current against word-line voltage (1T1R); ``points``
+    (V_WL, R) are drawn as markers over the curve."""
     fig, (ax_r, ax_i) = plt.subplots(1, 2, figsize=(9.0, 3.8))
-    if measured is not None:
-        ax_r.semilogy(*measured, "o", color="tab:orange", ms=4, label="measured")
-    ax_r.semilogy(v_wl, r_ohm, "-", color="k", lw=1.4,
-                  label="fit" if measured is not None else "simulated")
+    if points is not None:
+        ax_r.semilogy(*points, "o", color="tab:orange", ms=4, label=points_label)
+    ax_r.semilogy(v_wl, r_ohm, "-", color="k", lw=1.4, label=curve_label)
     ax_r.axhline(r_free_ohm, color="grey", ls="--", lw=0.9, label="without transistor")
     ax_r.set_xlabel("word-line voltage V_WL (V)")
     ax_r.set_ylabel("R after SET, read at V_read (ohm)")

@@ -1,5 +1,6 @@
-"""``birram wordline`` (simulate a word-line-voltage sweep of 1T1R cells) and
-``birram fit-wordline`` (recover the access transistor's parameters from a measured sweep)."""
+"""``birram wordline``: simulate a word-line-voltage sweep of 1T1R cells. The fit of the access
+transistor to a measured sweep (:func:`fit_wordline_command`) runs as ``birram fit --wordline
+FILE`` (``fit_cli.py``)."""
 
 from __future__ import annotations
 
@@ -60,8 +61,12 @@ def _write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
 
 def wordline_command(v_wl: str, params: str, v_bl: float, pulse_width: float, v_read: float,
                      r_line: float, v_th: float, k: float, slope: float, lam: float,
-                     out: Path) -> dict[str, Any]:
-    """Simulate the sweep; write wordline.csv, wordline.png and summary.json under ``out``."""
+                     out: Path, scatter: float = 0.0, seed: int = 0) -> dict[str, Any]:
+    """Simulate the sweep; write wordline.csv, wordline.png and summary.json under ``out``.
+
+    ``scatter`` > 0 multiplies each resistance in the table by a seeded log-normal factor
+    (sigma of ln R), as cell-to-cell spread does in a measured array: a test input for the fit.
+    """
     from birram.rram import plots
     from birram.rram.params import get_params
     from birram.rram.wordline import simulate_wordline
@@ -70,23 +75,34 @@ def wordline_command(v_wl: str, params: str, v_bl: float, pulse_width: float, v_
     transistor = _transistor(v_th, k, slope, lam)
     drive = _drive(v_bl, pulse_width, v_read, r_line)
     device = get_params(params)
+    if not (math.isfinite(scatter) and 0.0 <= scatter <= 2.0):
+        raise ConfigError(f"--scatter (sigma of ln R) must lie in [0, 2], got {scatter!r}")
+    if not 0 <= seed <= 2**32 - 1:
+        raise ConfigError(f"--seed must lie in [0, 2^32 - 1], got {seed}")
     check_writable(out)
     sweep = simulate_wordline(voltages, transistor, drive, device)
+    spread = np.exp(np.random.default_rng(seed).normal(0.0, scatter, sweep.v_wl_v.size)) \
+        if scatter > 0 else np.ones_like(sweep.v_wl_v)
     i_sat = replace(transistor, v_wl_v=sweep.v_wl_v).saturation_current_a().numpy()
     out.mkdir(parents=True, exist_ok=True)
-    _write_table(out / "wordline.csv", {"v_wl_v": sweep.v_wl_v, "r_read_ohm": sweep.r_read_ohm,
-                                        "i_peak_a": sweep.i_peak_a})
+    _write_table(out / "wordline.csv", {"v_wl_v": sweep.v_wl_v,
+                                        "r_read_ohm": sweep.r_read_ohm * spread,
+                                        "i_peak_a": sweep.i_peak_a,
+                                        "r_simulated_ohm": sweep.r_read_ohm})
     plots.wordline_sweep(sweep.v_wl_v, sweep.r_read_ohm, sweep.i_peak_a, i_sat,
                          sweep.r_free_ohm, out / "wordline.png",
                          f"{device.name}: {v_bl:g} V, {pulse_width * 1e6:.3g} us SET pulse; V_th "
-                         f"{v_th:g} V, K {k:.3g} A/V^2")
+                         f"{v_th:g} V, K {k:.3g} A/V^2",
+                         points=(sweep.v_wl_v, sweep.r_read_ohm * spread) if scatter > 0
+                         else None, points_label=f"with {scatter:g} log-normal spread")
     summary = {"params": device.name, "v_bl_v": v_bl, "pulse_width_s": pulse_width,
                "v_read_v": v_read, "r_line_ohm": r_line,
                "transistor": {"v_th_v": v_th, "k_a_per_v2": k, "slope_n": slope,
                               "lambda_per_v": lam},
                "r_initial_ohm": sweep.r_initial_ohm, "r_free_ohm": sweep.r_free_ohm,
                "r_min_ohm": float(sweep.r_read_ohm.min()),
-               "r_max_ohm": float(sweep.r_read_ohm.max()), "points": int(sweep.v_wl_v.size)}
+               "r_max_ohm": float(sweep.r_read_ohm.max()), "points": int(sweep.v_wl_v.size),
+               "scatter": scatter, "seed": seed}
     io.write_json(out / "summary.json", summary)
     return summary
 
@@ -134,69 +150,37 @@ def fit_wordline_command(path: Path, params: str, v_bl: float, pulse_width: floa
                              curve.r_free_ohm, out / "fit.png",
                              f"{table.source}: V_th {float(t.v_th_v):.3g} V, "
                              f"K {float(t.k_a_per_v2):.3g} A/V^2",
-                             measured=(table.v_wl_v, table.r_ohm))
+                             points=(table.v_wl_v, table.r_ohm), curve_label="fit")
         io.write_json(out / "fit.json", summary)
     return summary
 
 
-def _options() -> dict[str, Any]:
-    return dict(
-        params=typer.Option("filament", help="Cell parameter set (see birram simulate)."),
-        v_bl=typer.Option(1.5, help="Bit-line SET pulse amplitude (V)."),
-        pulse_width=typer.Option(1e-6, help="SET pulse width (s)."),
-        v_read=typer.Option(0.1, help="Read voltage (V)."),
-        r_line=typer.Option(1000.0, help="Bit-line and contact resistance (ohm)."),
-    )
-
-
 def register(app: typer.Typer) -> None:
-    """Add the word-line commands to the main ``birram`` app."""
-    shared = _options()
+    """Add ``wordline`` to the main ``birram`` app."""
 
     @app.command("wordline")
     @friendly_errors
     def wordline(
         v_wl: str = typer.Option("0.4:3.0:0.1", help="Word-line voltages: start:stop:step or "
                                  "comma-separated (V)."),
-        params: str = shared["params"], v_bl: float = shared["v_bl"],
-        pulse_width: float = shared["pulse_width"], v_read: float = shared["v_read"],
-        r_line: float = shared["r_line"],
+        params: str = typer.Option("filament", help="Cell parameter set (see birram "
+                                   "simulate)."),
+        v_bl: float = typer.Option(1.5, help="Bit-line SET pulse amplitude (V)."),
+        pulse_width: float = typer.Option(1e-6, help="SET pulse width (s)."),
+        v_read: float = typer.Option(0.1, help="Read voltage (V)."),
+        r_line: float = typer.Option(1000.0, help="Bit-line and contact resistance (ohm)."),
         v_th: float = typer.Option(0.6, help="Transistor threshold voltage (V)."),
         k: float = typer.Option(1e-3, help="Transistor K = mu C_ox W / L (A/V^2)."),
         slope: float = typer.Option(1.3, help="Sub-threshold slope factor n."),
         lam: float = typer.Option(0.05, "--lambda", help="Channel-length modulation (1/V)."),
+        scatter: float = typer.Option(0.0, help="Log-normal spread (sigma of ln R) added to "
+                                      "the resistances written to wordline.csv."),
+        seed: int = typer.Option(0, help="Seed of that spread."),
         out: Path = typer.Option(Path("wordline-sim"), help="Output directory."),
     ) -> None:
         """Simulate resistance after SET against word-line voltage (1T1R cells)."""
         s = wordline_command(v_wl, params, v_bl, pulse_width, v_read, r_line, v_th, k, slope,
-                             lam, out)
+                             lam, out, scatter, seed)
         typer.echo(f"{s['params']}: {s['points']} word-line voltages; R after SET "
                    f"{s['r_max_ohm']:.3g} -> {s['r_min_ohm']:.3g} ohm (without transistor "
                    f"{s['r_free_ohm']:.3g} ohm); wrote {out}")
-
-    shared = _options()  # fresh option objects for the second command
-
-    @app.command("fit-wordline")
-    @friendly_errors
-    def fit_wordline(
-        file: Path = typer.Argument(..., help="Table of word-line voltage and resistance after "
-                                    "SET (CSV/TSV, header e.g. 'V_WL (V), R (ohm)')."),
-        params: str = shared["params"], v_bl: float = shared["v_bl"],
-        pulse_width: float = shared["pulse_width"], v_read: float = shared["v_read"],
-        r_line: float = shared["r_line"],
-        v_th: float = typer.Option(0.6, help="Threshold voltage (V): start value, or fixed."),
-        k: float = typer.Option(1e-3, help="K (A/V^2): start value, or fixed."),
-        slope: float = typer.Option(1.3, help="Sub-threshold slope factor: start or fixed."),
-        lam: float = typer.Option(0.05, "--lambda", help="Channel-length modulation (1/V): "
-                                  "start or fixed."),
-        fit: str = typer.Option("v_th,k", help="Parameters to fit: v_th, k, slope, lambda."),
-        out: Path = typer.Option(None, help="Directory for fit.json, fit.csv and fit.png."),
-    ) -> None:
-        """Fit the access transistor (V_th, K, ...) to a measured word-line sweep."""
-        s = fit_wordline_command(file, params, v_bl, pulse_width, v_read, r_line, v_th, k,
-                                 slope, lam, fit, out)
-        t = s["transistor"]
-        typer.echo(f"{s['file']}: {s['points']} word-line voltages; V_th {t['v_th_v']:.4g} V, "
-                   f"K {t['k_a_per_v2']:.4g} A/V^2, n {t['slope_n']:.3g}, lambda "
-                   f"{t['lambda_per_v']:.3g} 1/V; rms error {s['rms_log10_error']:.3g} decades"
-                   + (f"; wrote {out}" if out is not None else ""))

@@ -1,5 +1,6 @@
 """Word-line-voltage sweeps of 1T1R cells: the falling-then-saturating resistance after SET,
-the fit that recovers the transistor, the V_WL-R table reader and the two commands."""
+the fit that recovers the transistor, the V_WL-R table reader, ``birram wordline`` and
+``birram fit --wordline``."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import typer
 from typer.testing import CliRunner
 
 from birram.errors import ConfigError, DataError
+from birram.rram import fit_cli, wordline_cli
 from birram.rram.transistor import Transistor
 from birram.rram.wordline import SetDrive, fit_wordline, simulate_wordline
-from birram.rram.wordline_cli import register
 from birram.rram.wordline_table import read_wordline_table
 
 V_WL = np.round(np.arange(0.2, 3.01, 0.2), 6)
@@ -110,23 +111,28 @@ def test_bad_tables_name_the_file_line_and_expectation(tmp_path: Path, text: str
 
 def _app() -> typer.Typer:
     app = typer.Typer()
-    register(app)
+    wordline_cli.register(app)
+    fit_cli.register(app)
     return app
 
 
-def test_wordline_command_writes_the_sweep_and_fit_wordline_recovers_it(tmp_path: Path) -> None:
+def test_wordline_command_writes_the_sweep_and_fit_recovers_it(tmp_path: Path) -> None:
     out = tmp_path / "wl"
     result = CliRunner().invoke(_app(), ["wordline", "--v-wl", "0.2:3.0:0.2", "--v-th", "0.45",
-                                         "--k", "4e-4", "--out", str(out)])
+                                         "--k", "4e-4", "--scatter", "0.05", "--seed", "3",
+                                         "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "wordline.png").stat().st_size > 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["points"] == V_WL.size and summary["r_min_ohm"] < summary["r_max_ohm"]
     rows = (out / "wordline.csv").read_text().splitlines()
-    assert rows[0] == "v_wl_v,r_read_ohm,i_peak_a" and len(rows) == 1 + V_WL.size
+    assert rows[0] == "v_wl_v,r_read_ohm,i_peak_a,r_simulated_ohm" and len(rows) == 1 + V_WL.size
+    table = np.array([[float(c) for c in row.split(",")] for row in rows[1:]])
+    spread = np.log(table[:, 1] / table[:, 3])
+    assert 0.01 < spread.std() < 0.1  # the requested 5 % log-normal spread
     # the written table reads back as a measured sweep
     fit_out = tmp_path / "fit"
-    result = CliRunner().invoke(_app(), ["fit-wordline", str(out / "wordline.csv"),
+    result = CliRunner().invoke(_app(), ["fit", "--wordline", str(out / "wordline.csv"),
                                          "--out", str(fit_out)])
     assert result.exit_code == 0, result.output
     fitted = json.loads((fit_out / "fit.json").read_text())["transistor"]
@@ -140,8 +146,10 @@ def test_wordline_command_writes_the_sweep_and_fit_wordline_recovers_it(tmp_path
     ["wordline", "--v-wl", "a,b"],
     ["wordline", "--k", "-1"],
     ["wordline", "--pulse-width", "0"],
-    ["fit-wordline", "missing.csv"],
-    ["fit-wordline", "missing.csv", "--fit", "gain"],
+    ["wordline", "--scatter", "-1"],
+    ["fit", "--wordline", "missing.csv"],
+    ["fit", "--wordline", "missing.csv", "--fit-transistor", "gain"],
+    ["fit", "sweeps.csv", "--wordline", "missing.csv"],
 ])
 def test_bad_command_input_is_one_line(tmp_path: Path, args: list[str]) -> None:
     result = CliRunner().invoke(_app(), [*args, "--out", str(tmp_path / "o")])

@@ -81,6 +81,10 @@ class MethodConfig(Strict):
     er_samples_per_class: int = Field(default=100, ge=1, le=1_000_000)
     icarl_samples_per_class: int = Field(default=100, ge=1, le=1_000_000)
     agem_samples_per_class: int = Field(default=100, ge=1, le=1_000_000)  # A-GEM's memory
+    # FROMP: strength of the functional regulariser (None: the reference's split-MNIST value for
+    # the scenario, birram.methods.fromp.SPLIT_MNIST_TAU) and memorable points per class.
+    fromp_tau: float | None = Field(default=None, ge=0, le=1e12)
+    fromp_samples_per_class: int = Field(default=100, ge=1, le=100_000)
     # XdG: share of each hidden layer's units switched off per task (the reference's split-MNIST
     # task-IL value; it uses 0.6 on permuted MNIST and CIFAR-10)
     xdg_prop: float = Field(default=0.9, ge=0, lt=1)

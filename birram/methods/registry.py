@@ -81,6 +81,12 @@ def _agem(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
     return AGEM(samples_per_class=cfg.agem_samples_per_class)
 
 
+def _fromp(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.fromp import FROMP
+
+    return FROMP(tau=cfg.fromp_tau, samples_per_class=cfg.fromp_samples_per_class)
+
+
 def _xdg(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
     from birram.methods.xdg import XdG
 
@@ -153,6 +159,8 @@ METHODS: dict[str, MethodSpec] = {
     "icarl": MethodSpec("iCaRL: herding exemplars, distillation, nearest mean", _icarl),
     "agem": MethodSpec("A-GEM: gradients projected so the loss on a sample memory cannot rise",
                        _agem),
+    "fromp": MethodSpec("FROMP: functional regularisation on memorable past samples (stored)",
+                        _fromp),
     "xdg": MethodSpec("context-dependent gating: a fixed random subset of hidden units per task",
                       _xdg, scenarios=("task",)),
     "separate-networks": MethodSpec("one network per task, sharing nothing (parameter-matched)",

@@ -128,6 +128,20 @@ class HardwareConfig(Strict):
     reprogram_every: int = Field(default=1, ge=1, le=1_000_000)
     variability_scale: float = Field(default=1.0, ge=0, le=20)  # of the RRAM cells' spreads
     changes: dict[str, Any] = Field(default_factory=dict)  # chip fields over the preset
+    # RRAM cells from a parameter-set file (birram fit writes one) instead of the filament set
+    params_file: str | None = None
+
+    @field_validator("params_file")
+    @classmethod
+    def _readable_param_set(cls, v: str | None) -> str | None:
+        if v is not None:
+            from birram.rram.param_file import load_param_set
+
+            try:
+                load_param_set(v)
+            except ConfigError as err:
+                raise ValueError(str(err)) from None
+        return v
 
 
 class RunConfig(Strict):

@@ -44,17 +44,27 @@ def chip_config(hw: HardwareConfig, instance: int) -> ChipConfig:
 
 
 @functools.lru_cache(maxsize=16)
-def _cells(kind: str, n_levels: int | None, variability_scale: float) -> CellModel:
+def _cells(kind: str, n_levels: int | None, variability_scale: float,
+           params_file: str | None = None) -> CellModel:
     if kind == "ideal":
         return IdealCells(n_levels=n_levels)
     from birram.hardware.rram_cells import rram_cells
 
-    return rram_cells(n_levels=n_levels or 16, variability_scale=variability_scale)
+    if params_file is None:
+        return rram_cells(n_levels=n_levels or 16, variability_scale=variability_scale)
+    from birram.rram.param_file import load_param_set
+
+    param_set = load_param_set(params_file)
+    return rram_cells(n_levels=n_levels or 16, variability_scale=variability_scale,
+                      params=param_set.params,
+                      variability=param_set.scaled(variability_scale))
 
 
-def cells_for(chip: ChipConfig, variability_scale: float = 1.0) -> CellModel:
-    """The cell model a chip is built from (RRAM cells are calibrated once and cached)."""
-    return _cells(chip.cells, chip.n_levels, float(variability_scale))
+def cells_for(chip: ChipConfig, variability_scale: float = 1.0,
+              params_file: str | None = None) -> CellModel:
+    """The cell model a chip is built from (RRAM cells are calibrated once and cached);
+    ``params_file``: a parameter-set file in place of the filament set."""
+    return _cells(chip.cells, chip.n_levels, float(variability_scale), params_file)
 
 
 def deployed_copy(model: nn.Module, chip: ChipConfig, cells: CellModel) -> nn.Module:
@@ -230,7 +240,8 @@ class ProgramAfterTask(ChipHooks):
         self.chips = []
         for k in range(self.hw.chips):
             config = chip_config(self.hw, k + 1)
-            cells = self.cells or cells_for(config, self.hw.variability_scale)
+            cells = self.cells or cells_for(config, self.hw.variability_scale,
+                                             self.hw.params_file)
             self.chips.append(deployed_copy(ctx.model, config, cells))
 
     def task_done(self, method: Method, ctx: Context, accuracies: list[float]) -> None:
@@ -253,7 +264,7 @@ class HardwareAware(ChipHooks):
                  ) -> None:
         super().__init__(hw)
         self.config = chip_config(hw, instance)
-        self.cells = cells or cells_for(self.config, hw.variability_scale)
+        self.cells = cells or cells_for(self.config, hw.variability_scale, hw.params_file)
         self.models: list[nn.Module] = []
 
     def setup(self, method: Method, ctx: Context) -> None:

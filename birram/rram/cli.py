@@ -51,10 +51,11 @@ def simulate_command(params: str, icc: str, devices: int, cycles: int, out: Path
     from birram.rram.dataset import single_thread
     from birram.rram.features import FEATURE_NAMES
     from birram.rram.integrate import IntegratorOptions
-    from birram.rram.params import get_params, validate_params
-    from birram.rram.variability import Variability
+    from birram.rram.param_file import resolve_param_set
+    from birram.rram.params import validate_params
 
-    base = validate_params(get_params(params))
+    param_set = resolve_param_set(params)
+    base = validate_params(param_set.params)
     levels = np.array(parse_currents(icc))
     check_range("--devices", devices, 1, 1_000_000)
     check_range("--cycles", cycles, 1, 1000)
@@ -82,7 +83,7 @@ def simulate_command(params: str, icc: str, devices: int, cycles: int, out: Path
     keep_index = (torch.arange(n_levels)[:, None] * devices + torch.arange(keep)).ravel()
     with single_thread() as threads:
         result = run_cycles(base, torch.as_tensor(levels)[level_of], n, cycles,
-                            variability=Variability.for_params(base, variability), seed=seed,
+                            variability=param_set.scaled(variability), seed=seed,
                             sweep=sweep, compliance_mode=compliance_mode,  # type: ignore[arg-type]
                             trace_points=64, keep_iv=keep_index,
                             device_ids=torch.arange(n) % devices, n_devices=devices,
@@ -147,7 +148,8 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def simulate(
         params: str = typer.Option("filament", help="Parameter set: stanford-v1, stanford-asu, "
-                                   "alox, hfo2, filament."),
+                                   "alox, hfo2, filament, or a parameter file (.json/.toml, "
+                                   "e.g. from birram fit)."),
         icc: str = typer.Option("10e-6,100e-6,1e-3", help="Compliance currents in A, "
                                 "comma-separated."),
         devices: int = typer.Option(100, help="Devices per compliance level."),
@@ -179,13 +181,19 @@ def register(app: typer.Typer) -> None:
         cache_dir: Path = typer.Option(None, help="Cache directory (default ~/.cache/birram "
                                        "or $BIRRAM_CACHE)."),
         seed: int = typer.Option(0, help="Random seed."),
+        params: str = typer.Option(None, help="Parameter set name, or a parameter file "
+                                   "(.json/.toml, e.g. from birram fit)."),
     ) -> None:
         """Generate (or load from the cache) the RRAM compliance-level dataset and describe it."""
         from birram.rram.dataset import RRAMDatasetConfig, load_rram_dataset
+        from birram.rram.param_file import looks_like_file
 
         if cache_dir is not None:
             check_writable(cache_dir, "--cache-dir")
-        cfg = RRAMDatasetConfig.small(seed=seed) if small else RRAMDatasetConfig(seed=seed)
+        chosen: dict[str, Any] = {"seed": seed}
+        if params is not None:
+            chosen["params_file" if looks_like_file(params) else "params"] = params
+        cfg = RRAMDatasetConfig.small(**chosen) if small else RRAMDatasetConfig(**chosen)
         if view not in ("features", "trace"):
             raise ConfigError(f"--view must be features or trace, got {view!r}")
         data = load_rram_dataset(cfg, view, cache_dir)  # type: ignore[arg-type]

@@ -38,6 +38,7 @@ from birram.data.types import ArrayDataset
 from birram.errors import ConfigError, DataError
 from birram.rram.cycling import SweepConfig, run_cycles
 from birram.rram.integrate import IntegratorOptions
+from birram.rram.param_file import ParamSet, load_param_set
 from birram.rram.params import get_params
 from birram.rram.variability import Variability
 
@@ -65,6 +66,9 @@ class RRAMDatasetConfig:
     compliance_mode: Literal["ideal", "1t1r"] = "ideal"
     drop_failed: bool = False
     seed: int = 0
+    # A parameter-set file (``birram fit`` writes one): its parameters and variability replace
+    # ``params`` and the named set's sigmas (variability_scale still multiplies them).
+    params_file: str | None = None
 
     def __post_init__(self) -> None:
         # Upper bounds: generous for research, but a typo must not start a day-long simulation.
@@ -101,6 +105,11 @@ class RRAMDatasetConfig:
             raise ConfigError(f"RRAM dataset params must be a parameter-set name, "
                               f"got {self.params!r}")
         get_params(self.params)
+        if self.params_file is not None:
+            if not isinstance(self.params_file, str) or not self.params_file:
+                raise ConfigError(f"RRAM dataset params_file must be a file path, "
+                                  f"got {self.params_file!r}")
+            self.param_set()  # read and validated where the setting enters
 
     @classmethod
     def small(cls, **changes: object) -> RRAMDatasetConfig:
@@ -117,8 +126,20 @@ class RRAMDatasetConfig:
     def n_devices(self) -> int:
         return self.n_train_devices + self.n_test_devices
 
+    def param_set(self) -> ParamSet:
+        """The device parameters and variability (at scale 1) this dataset simulates."""
+        if self.params_file is not None:
+            return load_param_set(self.params_file)
+        params = get_params(self.params)
+        return ParamSet(params, Variability.for_params(params))
+
     def key(self) -> str:
-        text = json.dumps({"format": FORMAT_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        settings = dataclasses.asdict(self)
+        # the file's content, not its path, decides the data (and no file: the key as before)
+        file = settings.pop("params_file")
+        if file is not None:
+            settings["param_set"] = self.param_set().digest()
+        text = json.dumps({"format": FORMAT_VERSION, **settings}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -166,13 +187,14 @@ def generate_rram_samples(cfg: RRAMDatasetConfig) -> RRAMSamples:
 
 
 def _generate(cfg: RRAMDatasetConfig, options: IntegratorOptions) -> RRAMSamples:
-    params = get_params(cfg.params)
+    param_set = cfg.param_set()
+    params = param_set.params
     levels = torch.as_tensor(cfg.levels_a, dtype=torch.float64)
     n = cfg.n_levels * cfg.n_devices
     instance = torch.arange(n)
     level_of, device_of = instance // cfg.n_devices, instance % cfg.n_devices
     sweep = SweepConfig(cfg.v_set_max, cfg.v_reset_max, cfg.sweep_rate_v_per_s, cfg.sweep_step_v)
-    var = Variability.for_params(params, scale=cfg.variability_scale)
+    var = param_set.scaled(cfg.variability_scale)
     result = run_cycles(params, levels[level_of], n, cfg.cycles, variability=var, seed=cfg.seed,
                         sweep=sweep, compliance_mode=cfg.compliance_mode,
                         warmup_cycles=cfg.warmup_cycles, trace_points=cfg.trace_points,

@@ -259,6 +259,11 @@ class _Batch:
     def volts(self) -> np.ndarray:
         return self.at(0, 0).volts
 
+    def chain(self, c: int) -> _Batch:
+        """One chain as a batch of its own (a view: estimates are written back)."""
+        return _Batch(self.sweeps, self.index[c:c + 1], self.theta[c:c + 1],
+                      self.fit_var[c:c + 1], self.rms[c:c + 1])
+
     def stack(self, name: str) -> np.ndarray:
         return np.stack([[getattr(self.at(c, k), name) for k in range(self.index.shape[1])]
                          for c in range(self.index.shape[0])])
@@ -312,7 +317,16 @@ def _base_log(opts: FitOptions) -> np.ndarray:
     return np.log([getattr(opts.base, name) for name in FIT_PARAMS])
 
 
-def _fit_smooth(batch: _Batch, opts: FitOptions, step: float = 0.02) -> None:
+def _fit_smooth(batch: _Batch, opts: FitOptions) -> None:
+    """Least squares chain by chain: each has its own trust region, so one chain's hard step
+    does not hold back the others (a joint problem converged visibly worse)."""
+    for c in range(batch.index.shape[0]):
+        one = batch.chain(c)
+        _fit_smooth_joint(one, opts)
+        batch.rms[c] = one.rms[0]
+
+
+def _fit_smooth_joint(batch: _Batch, opts: FitOptions, step: float = 0.02) -> None:
     """Least squares on log10 |I| for the smooth parameters of every cycle of every chain at
     once (the warm-up cycle's too). A cycle's parameters shape its own sweep and, through the
     state it leaves, the later cycles of its chain: the Jacobian is block lower-triangular per

@@ -95,22 +95,22 @@ def resolve_param_set(name_or_path: str) -> ParamSet:
 
 def load_param_set(path: Path | str) -> ParamSet:
     path = Path(path)
-    where = str(path)
+    where = f"parameter file {path}"
     try:
         raw = path.read_bytes()
     except OSError as err:
-        raise ConfigError(f"cannot read parameter file {where}: {err.strerror or err}; give "
+        raise ConfigError(f"cannot read {where}: {err.strerror or err}; give "
                           f"the path of a file written by `birram fit`") from None
     data = _parse(raw, path)
     return from_dict(data, where)
 
 
 def _parse(raw: bytes, path: Path) -> dict[str, Any]:
-    where = str(path)
+    where = f"parameter file {path}"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"parameter file {where} is not UTF-8 text") from None
+        raise ConfigError(f"{where} is not UTF-8 text") from None
     if path.suffix == ".toml":
         try:
             import tomllib
@@ -119,17 +119,17 @@ def _parse(raw: bytes, path: Path) -> dict[str, Any]:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"parameter file {where}: invalid TOML ({err})") from None
+            raise ConfigError(f"{where}: invalid TOML ({err})") from None
     else:
         try:
             data = json.loads(text, parse_constant=_reject_constant)
         except json.JSONDecodeError as err:
-            raise ConfigError(f"parameter file {where}: invalid JSON at line {err.lineno} "
+            raise ConfigError(f"{where}: invalid JSON at line {err.lineno} "
                               f"({err.msg})") from None
         except ValueError as err:
-            raise ConfigError(f"parameter file {where}: {err}") from None
+            raise ConfigError(f"{where}: {err}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"parameter file {where}: expected a table of settings at the top")
+        raise ConfigError(f"{where}: expected a table of settings at the top")
     return data
 
 

@@ -144,6 +144,16 @@ class HardwareConfig(Strict):
         return v
 
 
+class TrackConfig(Strict):
+    """Also log each run to an experiment tracker; the run directory stays the record."""
+
+    backend: Literal["tensorboard", "mlflow"] = "tensorboard"
+    log_every: int = Field(default=50, ge=1, le=1_000_000)  # iterations between loss points
+    # MLflow's tracking URI (None: MLflow's own default, or MLFLOW_TRACKING_URI); TensorBoard
+    # always writes into each run directory's tensorboard/ folder.
+    uri: str | None = None
+
+
 class RunConfig(Strict):
     # The name becomes part of the default run directory: no path separators.
     name: str = Field(default="run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -155,6 +165,7 @@ class RunConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
     hardware: HardwareConfig | None = None  # None: digital only
+    track: TrackConfig | None = None  # None: the run directory only
 
     @field_validator("seeds")
     @classmethod
@@ -188,6 +199,51 @@ def build_config(data: dict[str, Any]) -> RunConfig:
         return RunConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(validation_message(err)) from None
+
+
+def check_setting(path: str, option: str = "--set") -> None:
+    """ConfigError unless ``path`` (``method.kl_weight``) names a setting of :class:`RunConfig`.
+
+    A path may go on inside a free-form table (``data.rram.n_levels``); whether its value is
+    allowed is checked when the whole configuration is built.
+    """
+    model: type[BaseModel] = RunConfig
+    parts = path.split(".")
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[:depth])
+        if part not in model.model_fields:
+            import difflib
+
+            close = difflib.get_close_matches(part, list(model.model_fields), n=1)
+            hint = (f"did you mean {'.'.join([*parts[:depth], close[0]])!r}?" if close else
+                    "known: " + ", ".join(sorted(model.model_fields)))
+            raise ConfigError(f"{option}: unknown setting {path!r} (no {part!r} in "
+                              f"{where or 'the configuration'}); {hint}")
+        inner = _model_inside(model.model_fields[part].annotation)
+        if inner is None:
+            if depth + 1 < len(parts) and not _is_table(model.model_fields[part].annotation):
+                raise ConfigError(f"{option}: {'.'.join(parts[:depth + 1])} is a single value, "
+                                  f"so {path!r} names nothing")
+            return
+        model = inner
+    raise ConfigError(f"{option}: {path!r} is a whole section; name one of its settings, e.g. "
+                      f"{path}.{next(iter(model.model_fields))}")
+
+
+def _model_inside(annotation: Any) -> type[BaseModel] | None:
+    """The settings model a field holds (``HardwareConfig | None`` -> HardwareConfig)."""
+    import typing
+
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _is_table(annotation: Any) -> bool:
+    import typing
+
+    return annotation is dict or typing.get_origin(annotation) is dict
 
 
 def available_presets() -> list[str]:

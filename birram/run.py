@@ -14,7 +14,7 @@ Layout of an experiment directory::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,16 @@ from birram.errors import ConfigError, DataError, TrainingDiverged
 from birram.methods.base import Context, Method, TrainSettings
 from birram.methods.registry import build_method, check_methods
 from birram.metrics import confusion_matrix, mean_and_standard_error, per_class_accuracy, summarise
-from birram.train import RunState, TaskRecord, make_context, predictions, prepare, train_continual
+from birram.train import (
+    HookChain,
+    LoopHooks,
+    RunState,
+    TaskRecord,
+    make_context,
+    predictions,
+    prepare,
+    train_continual,
+)
 
 CHECKPOINT = "checkpoint.safetensors"
 MODEL_FILE = "model.safetensors"  # the trained model's state dict, tensors only
@@ -85,11 +94,14 @@ def run_seed(
     progress: Callable[[int, int, int], None] | None = None,
     extractor: torch.nn.Module | None = None,
     chip_instance: int = 1,
+    extra_hooks: Sequence[LoopHooks] = (),
 ) -> SeedResult:
     """Train one method with one seed; write its directory; resume from a checkpoint if any.
 
     With ``cfg.hardware`` the weights also live on simulated chips (``birram.onchip``); such a
-    run is resumed per finished (method, seed, chip) directory, not within one.
+    run is resumed per finished (method, seed, chip) directory, not within one. With
+    ``cfg.track`` the run is also logged to TensorBoard or MLflow; ``extra_hooks`` act on the
+    loop too (e.g. a hyperparameter search stopping an unpromising run after a task).
     """
     if resume and rundir.is_sealed(run_dir):
         rundir.verify(run_dir)
@@ -97,12 +109,19 @@ def run_seed(
     device = resolve_device(cfg.train.device)
     method = build_method(method_name, cfg.method, extractor)
     ctx = prepare(method, make_context(protocol, settings_from(cfg), seed, device))
-    hooks = None
+    chip_hooks = None
     if cfg.hardware is not None:
         from birram import onchip
 
-        hooks = onchip.hooks_for(cfg.hardware, chip_instance)
-        hooks.setup(method, ctx)
+        chip_hooks = onchip.hooks_for(cfg.hardware, chip_instance)
+        chip_hooks.setup(method, ctx)
+    tracker = None
+    if cfg.track is not None:
+        from birram.tracking import tracker_for
+
+        tracker = tracker_for(cfg, method_name, seed, run_dir)
+    chain = [h for h in (chip_hooks, tracker) if h is not None] + list(extra_hooks)
+    hooks = HookChain(chain) if chain else None
     io.write_json(run_dir / "config.json", {**cfg.model_dump(mode="json"),
                                             "method_name": method_name, "seed": seed})
     checkpoint_path = run_dir / CHECKPOINT
@@ -112,19 +131,23 @@ def run_seed(
 
     def on_task_end(c: Context, s: RunState) -> None:
         save_replay_samples(method, c, run_dir)
-        if hooks is None:  # a chip's state is not checkpointed: its run restarts whole
+        if chip_hooks is None:  # a chip's state is not checkpointed: its run restarts whole
             save_checkpoint(checkpoint_path, method, c, s)
 
     try:
         state = train_continual(method, ctx, progress=progress, state=state,
                                 on_task_end=on_task_end, hooks=hooks)
-    except TrainingDiverged as err:
-        raise TrainingDiverged(f"{method_name}, seed {seed}: {err}") from None
+    except BaseException as err:
+        if tracker is not None:
+            tracker.close()
+        if isinstance(err, TrainingDiverged):
+            raise TrainingDiverged(f"{method_name}, seed {seed}: {err}") from None
+        raise
     wall = time.perf_counter() - started
     result = finish_seed(cfg, method_name, seed, method, ctx, state, run_dir, wall)
     files = list(RESULT_FILES)
-    if hooks is not None:
-        io.write_json(run_dir / "hardware.json", hooks.finish(method, ctx))
+    if chip_hooks is not None:
+        io.write_json(run_dir / "hardware.json", chip_hooks.finish(method, ctx))
         files.append("hardware.json")
     io.write_bytes(run_dir / MODEL_FILE, save_tensors(
         {k: v.detach().cpu().contiguous().clone() for k, v in ctx.model.state_dict().items()}))
@@ -136,6 +159,8 @@ def run_seed(
         export_model(method, ctx, run_dir / "model.pt2")
     rundir.seal(run_dir, files)
     checkpoint_path.unlink(missing_ok=True)
+    if tracker is not None:
+        tracker.finish(result.metrics, run_dir)
     return result
 
 
@@ -263,40 +288,85 @@ def run_experiment(
 
     ``data`` replaces the dataset the protocol names (for data already in memory).
     """
-    from birram import report
+    inputs = prepare_experiment(cfg, data)
+    start_experiment_dir(cfg, out_dir)
+    results: list[SeedResult] = []
+    for seed in cfg.seeds:
+        for name in cfg.methods:
+            results += run_method_seed(cfg, name, seed, inputs.protocols[seed],
+                                       out_dir / name / f"seed-{seed}", resume, progress,
+                                       inputs.extractor)
+    summary = finish_experiment(cfg, out_dir, results, inputs.data_notes)
+    return ExperimentResult(out_dir, results, summary)
 
+
+@dataclass
+class ExperimentInputs:
+    protocols: dict[int, Protocol]  # per seed: permuted protocols draw from it, split ones not
+    extractor: torch.nn.Module | None
+    data_notes: tuple[str, ...]  # what was read and what was left out (measured data)
+
+
+def prepare_experiment(cfg: RunConfig, data: ArrayDataset | None = None) -> ExperimentInputs:
+    """Everything that can fail on bad input, done before the first file is written."""
     check_methods(cfg.methods, cfg.scenario)
     resolve_device(cfg.train.device)
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
-    # Everything that can fail on bad input happens before the first file is written.
     data = data if data is not None else load_dataset(cfg.data)
     extractor = load_extractor(cfg)
     protocols = {seed: build_protocol(cfg.data, cfg.scenario, data, permutation_seed=seed)
                  for seed in cfg.seeds}
+    return ExperimentInputs(protocols, extractor, data.notes)
+
+
+def start_experiment_dir(cfg: RunConfig, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     io.remove_stale_temporaries(out_dir)
     io.write_json(out_dir / "config.json", cfg.model_dump(mode="json"))
-    results: list[SeedResult] = []
-    for seed in cfg.seeds:
-        # Permuted protocols draw their permutations from the seed; split ones ignore it.
-        protocol = protocols[seed]
-        for name in cfg.methods:
-            for instance, run_dir in seed_dirs(cfg, out_dir / name / f"seed-{seed}"):
-                label = f"{name} seed {seed}" + (f" chip {instance}" if instance else "")
-                tick = progress(label, cfg.train.iters * protocol.n_tasks) if progress else None
-                results.append(run_seed(cfg, name, seed, protocol, run_dir, resume, tick,
-                                        extractor, chip_instance=instance or 1))
+
+
+def run_method_seed(
+    cfg: RunConfig,
+    name: str,
+    seed: int,
+    protocol: Protocol,
+    seed_dir: Path,
+    resume: bool = True,
+    progress: ProgressFactory | None = None,
+    extractor: torch.nn.Module | None = None,
+    extra_hooks: Sequence[LoopHooks] = (),
+) -> list[SeedResult]:
+    """One (method, seed) of an experiment: one run, or one per chip (hardware-aware)."""
+    results = []
+    for instance, run_dir in seed_dirs(cfg, seed_dir):
+        label = f"{name} seed {seed}" + (f" chip {instance}" if instance else "")
+        tick = progress(label, cfg.train.iters * protocol.n_tasks) if progress else None
+        results.append(run_seed(cfg, name, seed, protocol, run_dir, resume, tick, extractor,
+                                chip_instance=instance or 1, extra_hooks=extra_hooks))
+    return results
+
+
+def is_finished(cfg: RunConfig, seed_dir: Path) -> bool:
+    """Whether every run of this (method, seed) is sealed (a resume would only read it)."""
+    return all(rundir.is_sealed(run_dir) for _, run_dir in seed_dirs(cfg, seed_dir))
+
+
+def finish_experiment(cfg: RunConfig, out_dir: Path, results: list[SeedResult],
+                      data_notes: Sequence[str] = ()) -> dict[str, Any]:
+    """The summary, tables and figures of a finished experiment; returns the summary."""
+    from birram import report
+
     summary = summarise_experiment(cfg, results)
-    if data.notes:
-        summary["data_notes"] = list(data.notes)
+    if data_notes:
+        summary["data_notes"] = list(data_notes)
     io.write_json(out_dir / "summary.json", summary)
     report.write_experiment_report(out_dir, cfg, summary, results)
     if cfg.hardware is not None:
         from birram import onchip_report
 
         summary["hardware"] = onchip_report.write_hardware_report(out_dir, cfg)
-    return ExperimentResult(out_dir, results, summary)
+    return summary
 
 
 def seed_dirs(cfg: RunConfig, seed_dir: Path) -> list[tuple[int, Path]]:

@@ -51,11 +51,16 @@ def flat(config: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# Settings that do not change a result: a run may be resumed with them changed.
+RESULT_NEUTRAL = ("track",)
+
+
 def config_differences(old: Any, new: dict[str, Any]) -> list[str]:
     """Human-readable ``field: old -> new`` lines for every setting that differs."""
     a, b = flat(old), flat(new)
     return [f"{key}: {a.get(key, '(unset)')!r} -> {b.get(key, '(unset)')!r}"
-            for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+            for key in sorted(set(a) | set(b))
+            if a.get(key) != b.get(key) and key.split(".")[0] not in RESULT_NEUTRAL]
 
 
 def check_out_dir(out: Path, config: dict[str, Any], resume: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,6 +119,39 @@ class LoopHooks:
     def task_done(self, method: Method, ctx: Context, accuracies: list[float]) -> None:
         """After the loop's evaluation of a task (``accuracies``), before ``on_task_end``."""
 
+    # Iterations between calls of ``losses_logged`` (0: never); reading the losses costs a
+    # device synchronisation, so it is not done on every step.
+    log_every: int = 0
+
+    def losses_logged(self, ctx: Context, iteration: int, losses: dict[str, float]) -> None:
+        """Every ``log_every`` iterations, after ``step_done``: the method's logged losses."""
+
+
+class HookChain(LoopHooks):
+    """Several hooks at once (a chip, a tracker, a pruner), called in the order given."""
+
+    def __init__(self, hooks: list[LoopHooks]) -> None:
+        self.hooks = hooks
+        every = [h.log_every for h in hooks if h.log_every > 0]
+        self.log_every = math.gcd(*every) if every else 0
+
+    def step_done(self, ctx: Context, iteration: int) -> None:
+        for h in self.hooks:
+            h.step_done(ctx, iteration)
+
+    def task_trained(self, method: Method, ctx: Context) -> None:
+        for h in self.hooks:
+            h.task_trained(method, ctx)
+
+    def task_done(self, method: Method, ctx: Context, accuracies: list[float]) -> None:
+        for h in self.hooks:
+            h.task_done(method, ctx, accuracies)
+
+    def losses_logged(self, ctx: Context, iteration: int, losses: dict[str, float]) -> None:
+        for h in self.hooks:
+            if h.log_every > 0 and (iteration + 1) % h.log_every == 0:
+                h.losses_logged(ctx, iteration, losses)
+
 
 def train_continual(
     method: Method,
@@ -163,6 +197,8 @@ def train_continual(
             optimizer.step()
             method.after_step(ctx)
             hooks.step_done(ctx, it)
+            if hooks.log_every > 0 and (it + 1) % hooks.log_every == 0:
+                hooks.losses_logged(ctx, it, {k: float(v) for k, v in logs.items()})
             if (it + 1) % CHECK_EVERY == 0 or it + 1 == settings.iters:
                 check_finite_loss(first_bad, t, ctx.settings.lr)
                 if progress is not None:
@@ -215,5 +251,5 @@ def prepare(method: Method, ctx: Context) -> Context:
     return ctx
 
 
-__all__ = ["LoopHooks", "RunState", "TaskRecord", "TrainingSet", "evaluate", "predictions",
-           "prepare", "train_continual", "make_context"]
+__all__ = ["HookChain", "LoopHooks", "RunState", "TaskRecord", "TrainingSet", "evaluate",
+           "predictions", "prepare", "train_continual", "make_context"]

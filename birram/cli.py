@@ -60,7 +60,7 @@ def overrides(**options: Any) -> dict[str, Any]:
         "protocol": ("data", "protocol"), "n_tasks": ("data", "n_tasks"),
         "class_order": ("data", "class_order"), "data_dir": ("data", "data_dir"),
         "download": ("data", "download"), "view": ("data", "view"),
-        "measured": ("data", "measured"),
+        "measured": ("data", "measured"), "target": ("target",),
         "extractor": ("data", "extractor"), "iters": ("train", "iters"),
         "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
         "hidden": ("train", "hidden"), "device": ("train", "device"),
@@ -150,12 +150,14 @@ def execute(cfg: RunConfig, out: Path | None, resume: bool) -> Path:
                               f"Continue it with: {resume_command(out)}", highlight=False,
                               markup=False)
         raise typer.Exit(130 if how == "interrupted" else 143) from None
-    table = Table(title=f"{cfg.data.protocol}, {cfg.scenario}-incremental, "
+    target = "" if cfg.target == "class" else f", target {cfg.target}"
+    table = Table(title=f"{cfg.data.protocol}{target}, {cfg.scenario}-incremental, "
                         f"{len(cfg.seeds)} seed(s), {cfg.train.iters} iterations per task")
     # The per-task curve is in results.md and accuracy_curve.png; the terminal gets the rest.
-    keep = [i for i, name in enumerate(report.TABLE_HEADER) if "after each task" not in name]
+    header = report.table_header(result.summary)
+    keep = [i for i, name in enumerate(header) if "after each task" not in name]
     for i in keep:
-        table.add_column(report.TABLE_HEADER[i], justify="left" if i == 0 else "right")
+        table.add_column(header[i], justify="left" if i == 0 else "right")
     for row in report.table_rows(result.summary):
         table.add_row(*(row[i] for i in keep))
     console.print(table)
@@ -202,6 +204,8 @@ ViewOpt = typer.Option(None, help="RRAM input view: features or trace.")
 MeasuredOpt = typer.Option(None, "--data", help="A directory of measured I-V sweeps (CSV/TSV "
                            "tables, EasyEXPERT exports) in place of the simulated devices; "
                            "the protocol defaults to rram-compliance.")
+TargetOpt = typer.Option(None, "--target", help="What is learnt: class (default) or log10-icc "
+                         "(the compliance current as a number; RRAM protocols, MAE and R^2).")
 ExtractorOpt = typer.Option(None, help="Pre-trained feature extractor (birram pretrain).")
 DeviceOpt = typer.Option(None, help="cpu or cuda.")
 ThreadsOpt = typer.Option(None, min=1, help="CPU threads (1 is fastest for small models).")
@@ -218,16 +222,15 @@ ChipsOpt = typer.Option(None, "--chips", help="Chip instances (device-variabilit
 
 
 def build(preset: str | None, sets: list[str], **options: Any) -> RunConfig:
-    from birram.data.registry import check_measured, protocol_spec
-    from birram.methods.registry import check_methods
+    from birram.data.registry import protocol_spec
+    from birram.run import check_run
 
     if options.get("measured") is not None and options.get("protocol") is None \
             and "protocol" not in (load_preset(preset).get("data", {}) if preset else {}):
         options["protocol"] = "rram-compliance"  # measured devices replace the simulated ones
     cfg = resolve(preset, _merge(overrides(**options), parse_assignments(sets)))
     protocol_spec(cfg.data.protocol)
-    check_measured(cfg.data)
-    check_methods(cfg.methods, cfg.scenario)
+    check_run(cfg)
     if cfg.hardware is not None:
         from birram.onchip import validate
 
@@ -252,7 +255,7 @@ def run(
     download: bool = DownloadOpt, view: str = ViewOpt, extractor: Path = ExtractorOpt,
     device: str = DeviceOpt, threads: int = ThreadsOpt, out: Path = OutOpt,
     resume: bool = ResumeOpt, export: bool = ExportOpt, set_: list[str] = SetOpt,
-    measured: Path = MeasuredOpt,
+    measured: Path = MeasuredOpt, target: str = TargetOpt,
 ) -> None:
     """Train one method on one protocol and write a run directory."""
     cfg = build(preset, set_, methods=[method] if method else None,
@@ -261,7 +264,7 @@ def run(
                 hidden=parse_list(hidden, int, "--hidden"), n_tasks=n_tasks,
                 class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
                 download=download, view=view, extractor=extractor, device=device,
-                threads=threads, export=export, measured=measured)
+                threads=threads, export=export, measured=measured, target=target)
     if len(cfg.methods) != 1:
         raise ConfigError(f"run trains one method; pass --method (the preset lists "
                           f"{', '.join(cfg.methods)}) or use `birram compare`")
@@ -284,7 +287,7 @@ def compare(
     device: str = DeviceOpt, threads: int = ThreadsOpt, out: Path = OutOpt,
     resume: bool = ResumeOpt, export: bool = ExportOpt, set_: list[str] = SetOpt,
     chip: str = ChipOpt, chip_mode: str = ChipModeOpt, chips: int = ChipsOpt,
-    measured: Path = MeasuredOpt,
+    measured: Path = MeasuredOpt, target: str = TargetOpt,
 ) -> None:
     """Compare several methods over several seeds: a table of mean and standard error.
 
@@ -301,7 +304,7 @@ def compare(
                 class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
                 download=download, view=view, extractor=extractor, device=device,
                 threads=threads, export=export, chip=chip, chip_mode=chip_mode, chips=chips,
-                measured=measured)
+                measured=measured, target=target)
     execute(cfg, out, resume)
 
 

@@ -158,6 +158,9 @@ class RunConfig(Strict):
     # The name becomes part of the default run directory: no path separators.
     name: str = Field(default="run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     scenario: Literal["task", "domain", "class"] = "class"
+    # What is learnt: the class of each sample, or (RRAM compliance protocols) log10 of its
+    # compliance current as a real number, scored by the MAE in decades and R^2.
+    target: Literal["class", "log10-icc"] = "class"
     methods: list[str] = Field(default_factory=lambda: ["none"], min_length=1, max_length=100)
     seeds: list[int] = Field(default_factory=lambda: [1], min_length=1, max_length=1000)
     export: bool = False  # write model.pt2 (torch.export) of each trained model for edge runtimes

@@ -97,3 +97,55 @@ def mean_and_standard_error(values: list[float]) -> tuple[float, float]:
     if v.size < 2:
         return float(v.mean()), float("nan")
     return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
+
+
+# -- regression targets ----------------------------------------------------------------------
+
+def mean_absolute_error(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Mean ``|predicted - truth|`` (in the targets' unit: decades for log10 I_CC)."""
+    p, t = np.asarray(predicted, dtype=float), np.asarray(truth, dtype=float)
+    if p.shape != t.shape or p.size == 0:
+        raise ValueError(f"predictions {p.shape} and targets {t.shape} must match and be "
+                         "non-empty")
+    return float(np.abs(p - t).mean())
+
+
+def r_squared(predicted: np.ndarray, truth: np.ndarray) -> float | None:
+    """Coefficient of determination ``1 - SS_res / SS_tot``; None where the targets do not
+    vary (SS_tot = 0), so it is undefined. Negative when worse than predicting the mean."""
+    p, t = np.asarray(predicted, dtype=float), np.asarray(truth, dtype=float)
+    mean_absolute_error(p, t)  # same shape checks
+    total = float(((t - t.mean()) ** 2).sum())
+    if total <= 1e-12 * max(1.0, float((t**2).sum())):
+        return None
+    return float(1.0 - ((p - t) ** 2).sum() / total)
+
+
+@dataclass(frozen=True)
+class RegressionSummary:
+    """Regression scores of one run: ``mae_matrix[i][j]`` is the MAE on task j's test set after
+    training task i (``r2_matrix`` likewise); the ``seen`` curves pool the test sets of tasks
+    0..i after task i, and ``mae``/``r2`` pool every test set after the last task."""
+
+    mae: float
+    r2: float | None
+    mae_seen_after_each_task: list[float]
+    r2_seen_after_each_task: list[float | None]
+    mae_matrix: list[list[float]]
+    r2_matrix: list[list[float | None]]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def summarise_regression(records: list[dict]) -> RegressionSummary:
+    """From the per-task regression records the training loop keeps (one dict per task with
+    ``mae``, ``r2``, ``mae_seen`` and ``r2_seen``)."""
+    if not records:
+        raise ValueError("no regression records")
+    return RegressionSummary(
+        mae=float(records[-1]["mae_seen"]), r2=records[-1]["r2_seen"],
+        mae_seen_after_each_task=[float(r["mae_seen"]) for r in records],
+        r2_seen_after_each_task=[r["r2_seen"] for r in records],
+        mae_matrix=[[float(v) for v in r["mae"]] for r in records],
+        r2_matrix=[list(r["r2"]) for r in records])

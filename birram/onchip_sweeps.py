@@ -202,6 +202,8 @@ def restore_trained(run_dir: Path, device: str | None = None) -> tuple[Method, C
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise DataError(f"{run_dir / 'config.json'} is unusable ({err})") from None
     cfg = build_config(raw)
+    if cfg.target != "class":
+        raise ConfigError(f"{run_dir} learnt {cfg.target}; chip sweeps score classifiers only")
     method = build_method(method_name, cfg.method, load_extractor(cfg))
     if type(method).predict is not Method.predict:
         raise ConfigError(f"{method_name} predicts with more than its model; chip sweeps "

@@ -28,7 +28,40 @@ def as_floats(values: list[float | None]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
+def decades(value: float | None) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def regression_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """Rows for a regression target: the MAE (decades) and R^2 first, then the accuracy of the
+    nearest level and the transfer figures it gives."""
+    rows = []
+    for name, m in summary["methods"].items():
+        se = m["mae_se"]
+        rows.append([
+            name,
+            decades(m["mae_mean"]) + ("" if se is None else f" ± {decades(se)}"),
+            " / ".join(decades(a) for a in m["mae_curve_mean"]),
+            "n/a" if m["r2_mean"] is None else f"{m['r2_mean']:.3f}",
+            percent(m["average_accuracy_mean"]),
+            f"{100 * m['bwt_mean']:+.1f}",
+            f"{m['wall_seconds_mean']:.1f}",
+            f"{m['iterations_per_second_mean']:.0f}",
+        ])
+    return rows
+
+
+REGRESSION_HEADER = ["method", "MAE dec (± s.e.)", "MAE dec after each task", "R²",
+                     "nearest-level acc %", "BWT (level acc)", "wall s", "it/s"]
+
+
+def table_header(summary: dict[str, Any]) -> list[str]:
+    return REGRESSION_HEADER if "target" in summary else TABLE_HEADER
+
+
 def table_rows(summary: dict[str, Any]) -> list[list[str]]:
+    if "target" in summary:
+        return regression_rows(summary)
     rows = []
     for name, m in summary["methods"].items():
         se = m["average_accuracy_se"]
@@ -50,19 +83,22 @@ TABLE_HEADER = ["method", "avg acc % (± s.e.)", "avg acc after each task %", "B
 
 
 def markdown_table(summary: dict[str, Any]) -> str:
-    lines = ["| " + " | ".join(TABLE_HEADER) + " |",
-             "|" + "|".join("---" for _ in TABLE_HEADER) + "|"]
+    header = table_header(summary)
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(summary)]
     return "\n".join(lines) + "\n"
 
 
 def csv_table(summary: dict[str, Any]) -> str:
+    regression = "target" in summary
     lines = ["method,average_accuracy_mean,average_accuracy_se,bwt,forgetting,fwt,wall_seconds,"
-             "iterations_per_second"]
+             "iterations_per_second" + (",mae_mean,mae_se,r2_mean" if regression else "")]
+    keys = ("average_accuracy_mean", "average_accuracy_se", "bwt_mean", "forgetting_mean",
+            "fwt_mean", "wall_seconds_mean", "iterations_per_second_mean")
+    keys += ("mae_mean", "mae_se", "r2_mean") if regression else ()
     for name, m in summary["methods"].items():
-        lines.append(",".join([name] + [_csv_number(m[k]) for k in (
-            "average_accuracy_mean", "average_accuracy_se", "bwt_mean", "forgetting_mean",
-            "fwt_mean", "wall_seconds_mean", "iterations_per_second_mean")]))
+        lines.append(",".join([name] + [_csv_number(m[k]) for k in keys]))
     return "\n".join(lines) + "\n"
 
 
@@ -114,6 +150,25 @@ def plot_accuracy_matrix(r: np.ndarray, path: Path, title: str) -> None:
     save_figure(fig, path)
 
 
+def plot_mae_matrix(mae: np.ndarray, path: Path, title: str) -> None:
+    """MAE (decades) on each task after training each task; darker is worse."""
+    t = mae.shape[0]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * t, 0.8 + 0.7 * t))
+    top = max(float(mae.max()), 1e-9)
+    image = ax.imshow(mae, vmin=0, vmax=top, cmap="magma_r")
+    for i in range(t):
+        for j in range(t):
+            ax.text(j, i, f"{mae[i, j]:.2f}", ha="center", va="center",
+                    color="white" if mae[i, j] > 0.6 * top else "black", fontsize=7)
+    ax.set_xticks(range(t), [str(j + 1) for j in range(t)])
+    ax.set_yticks(range(t), [str(i + 1) for i in range(t)])
+    ax.set_xlabel("tested on task")
+    ax.set_ylabel("after training task")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="MAE of log10 I_CC (decades)")
+    save_figure(fig, path)
+
+
 def plot_confusion(conf: np.ndarray, names: list[str], path: Path, title: str) -> None:
     n = conf.shape[0]
     totals = conf.sum(1, keepdims=True)
@@ -155,6 +210,10 @@ def write_experiment_report(out_dir: Path, cfg: RunConfig, summary: dict[str, An
                              f"{result.method}: accuracy matrix (seed {result.seed})")
         plot_confusion(result.confusion, result.metrics["output_names"], run_dir / "confusion.png",
                        f"{result.method}: confusion after the last task")
+        if "regression" in result.metrics:
+            plot_mae_matrix(np.array(result.metrics["regression"]["mae_matrix"]),
+                            run_dir / "mae_matrix.png",
+                            f"{result.method}: MAE matrix (seed {result.seed})")
     write_report_page(out_dir, cfg, summary)
 
 

@@ -31,7 +31,13 @@ from birram.data.types import ArrayDataset
 from birram.errors import ConfigError, DataError, TrainingDiverged
 from birram.methods.base import Context, Method, TrainSettings
 from birram.methods.registry import build_method, check_methods
-from birram.metrics import confusion_matrix, mean_and_standard_error, per_class_accuracy, summarise
+from birram.metrics import (
+    confusion_matrix,
+    mean_and_standard_error,
+    per_class_accuracy,
+    summarise,
+    summarise_regression,
+)
 from birram.train import (
     HookChain,
     LoopHooks,
@@ -44,6 +50,7 @@ from birram.train import (
 )
 
 CHECKPOINT = "checkpoint.safetensors"
+MAE_FILE = "mae_matrix.csv"  # regression targets: MAE (decades) on task j after task i
 MODEL_FILE = "model.safetensors"  # the trained model's state dict, tensors only
 # What a finished (method, seed) directory must hold; manifest.json seals their digests.
 RESULT_FILES = ["config.json", "metrics.json", "accuracy_matrix.csv", "confusion.csv"]
@@ -107,7 +114,7 @@ def run_seed(
         rundir.verify(run_dir)
         return load_seed_result(run_dir, protocol.n_tasks)
     device = resolve_device(cfg.train.device)
-    method = build_method(method_name, cfg.method, extractor)
+    method = build_method(method_name, cfg.method, extractor, target=cfg.target)
     ctx = prepare(method, make_context(protocol, settings_from(cfg), seed, device))
     chip_hooks = None
     if cfg.hardware is not None:
@@ -145,7 +152,7 @@ def run_seed(
         raise
     wall = time.perf_counter() - started
     result = finish_seed(cfg, method_name, seed, method, ctx, state, run_dir, wall)
-    files = list(RESULT_FILES)
+    files = list(RESULT_FILES) + ([MAE_FILE] if cfg.target != "class" else [])
     if chip_hooks is not None:
         io.write_json(run_dir / "hardware.json", chip_hooks.finish(method, ctx))
         files.append("hardware.json")
@@ -168,7 +175,8 @@ def save_replay_samples(method: Method, ctx: Context, run_dir: Path) -> None:
     """For generative replay: a grid of what the model would replay after this task."""
     from birram.methods.generative import BIR, sample_grid
 
-    if isinstance(method, BIR):
+    # The grid shows replay per class; a regression target has none to sort samples by.
+    if isinstance(method, BIR) and ctx.protocol.regression is None:
         sample_grid(method, ctx, run_dir / f"replay_samples_task{ctx.task + 1}.png")
 
 
@@ -178,23 +186,30 @@ def finish_seed(cfg: RunConfig, method_name: str, seed: int, method: Method, ctx
     b = np.array(state.random_init_accuracies)
     summary = summarise(r, b)
     pred, truth = predictions(method, ctx)
-    n_out = ctx.protocol.n_outputs
+    target = ctx.protocol.regression
+    # For a regression target: confusion and per-class accuracy of the nearest levels.
+    names = ctx.protocol.output_names if target is None else target.level_names
+    n_out = len(names)
     conf = confusion_matrix(pred.numpy(), truth.numpy(), n_out)
     train_seconds = sum(rec.seconds for rec in state.records)
     iters = cfg.train.iters * ctx.protocol.n_tasks
     metrics = {
         **summary.to_dict(),
-        "per_class_accuracy": dict(zip(ctx.protocol.output_names,
-                                       per_class_accuracy(pred.numpy(), truth.numpy(), n_out)
-                                       .tolist())),
+        "per_class_accuracy": dict(zip(names, per_class_accuracy(pred.numpy(), truth.numpy(),
+                                                                 n_out).tolist())),
         "per_task_seconds": [rec.seconds for rec in state.records],
         "final_losses": state.records[-1].final_losses,
         "wall_seconds": wall,
         "iterations_per_second": iters / train_seconds if train_seconds > 0 else float("nan"),
         "random_init_accuracies": b.tolist(),
         "accuracy_matrix": r.tolist(),
-        "output_names": list(ctx.protocol.output_names),
+        "output_names": list(names),
     }
+    if target is not None:
+        regression = summarise_regression([rec.regression for rec in state.records])
+        metrics["target"] = target.name
+        metrics["regression"] = regression.to_dict()
+        io.write_text(run_dir / MAE_FILE, matrix_csv(np.array(regression.mae_matrix)))
     io.write_text(run_dir / "accuracy_matrix.csv", matrix_csv(r))
     io.write_text(run_dir / "confusion.csv",
                   matrix_csv(conf, fmt="{:d}", rows="true", columns="predicted_", first=0))
@@ -218,11 +233,24 @@ def load_seed_result(run_dir: Path, n_tasks: int) -> SeedResult:
         if not (np.isfinite(r).all() and ((r >= 0) & (r <= 1)).all()):
             raise ValueError("accuracies outside [0, 1]")
         m.update(summarise(r, b).to_dict())  # derived figures recomputed, never trusted
+        if "regression" in m:
+            check_regression_metrics(m["regression"], n_tasks)
         result = SeedResult(cfg["method_name"], cfg["seed"], r, b, m, float(m["wall_seconds"]),
                             float(m["iterations_per_second"] or float("nan")), confusion)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
         raise DataError(f"result in {run_dir} is unusable ({err}); {fix}") from None
     return result
+
+
+def check_regression_metrics(reg: dict[str, Any], n_tasks: int) -> None:
+    """A stored regression summary: square MAE matrix of finite, non-negative decades."""
+    mae = np.array(reg["mae_matrix"], dtype=float)
+    if mae.shape != (n_tasks, n_tasks) or not (np.isfinite(mae).all() and (mae >= 0).all()):
+        raise ValueError(f"MAE matrix of shape {mae.shape} or with values that are not finite "
+                         "non-negative numbers")
+    curve = np.array(reg["mae_seen_after_each_task"], dtype=float)
+    if curve.shape != (n_tasks,) or not np.isfinite(curve).all() or reg["mae"] != curve[-1]:
+        raise ValueError("MAE curve does not fit the MAE after the last task")
 
 
 def matrix_csv(r: np.ndarray, fmt: str = "{:.6f}", rows: str = "after_task",
@@ -309,13 +337,14 @@ class ExperimentInputs:
 
 def prepare_experiment(cfg: RunConfig, data: ArrayDataset | None = None) -> ExperimentInputs:
     """Everything that can fail on bad input, done before the first file is written."""
-    check_methods(cfg.methods, cfg.scenario)
+    check_run(cfg)
     resolve_device(cfg.train.device)
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
     data = data if data is not None else load_dataset(cfg.data)
     extractor = load_extractor(cfg)
-    protocols = {seed: build_protocol(cfg.data, cfg.scenario, data, permutation_seed=seed)
+    protocols = {seed: build_protocol(cfg.data, cfg.scenario, data, permutation_seed=seed,
+                                      target=cfg.target)
                  for seed in cfg.seeds}
     return ExperimentInputs(protocols, extractor, data.notes)
 
@@ -369,6 +398,21 @@ def finish_experiment(cfg: RunConfig, out_dir: Path, results: list[SeedResult],
     return summary
 
 
+def check_run(cfg: RunConfig) -> None:
+    """What the config names can run together (before any data are loaded or written)."""
+    from birram.data.registry import check_measured, check_target
+
+    check_measured(cfg.data)
+    check_target(cfg.data, cfg.target)
+    check_methods(cfg.methods, cfg.scenario, cfg.target)
+    if cfg.target != "class" and cfg.hardware is not None:
+        raise ConfigError(f"target {cfg.target} runs digitally only; leave out --chip "
+                          "(the chip reports score classes)")
+    if cfg.target != "class" and cfg.scenario == "task":
+        raise ConfigError(f"target {cfg.target} is one output shared by every task; use "
+                          "scenario class or domain (they coincide here), not task")
+
+
 def seed_dirs(cfg: RunConfig, seed_dir: Path) -> list[tuple[int, Path]]:
     """``(chip instance, directory)`` of each training run of one (method, seed): one run, or
     one per chip when every chip trains its own network (hardware-aware)."""
@@ -399,5 +443,22 @@ def summarise_experiment(cfg: RunConfig, results: list[SeedResult]) -> dict[str,
             "wall_seconds_mean": float(np.mean([r.wall_seconds for r in rows])),
             "iterations_per_second_mean": float(np.mean([r.iterations_per_second for r in rows])),
         }
-    return {"protocol": cfg.data.protocol, "scenario": cfg.scenario, "seeds": cfg.seeds,
-            "iters_per_task": cfg.train.iters, "methods": methods}
+        if cfg.target != "class":
+            methods[name].update(regression_summary(rows))
+    summary = {"protocol": cfg.data.protocol, "scenario": cfg.scenario, "seeds": cfg.seeds,
+               "iters_per_task": cfg.train.iters, "methods": methods}
+    if cfg.target != "class":
+        summary["target"] = cfg.target
+    return summary
+
+
+def regression_summary(rows: list[SeedResult]) -> dict[str, Any]:
+    """Mean and standard error over seeds of the regression scores after the last task."""
+    regs = [r.metrics["regression"] for r in rows]
+    mae, mae_se = mean_and_standard_error([g["mae"] for g in regs])
+    r2 = [g["r2"] for g in regs if g["r2"] is not None]
+    curves = np.array([g["mae_seen_after_each_task"] for g in regs])
+    return {"mae_mean": mae, "mae_se": None if np.isnan(mae_se) else mae_se,
+            "r2_mean": float(np.mean(r2)) if r2 else None,
+            "mae_per_seed": dict(zip([r.seed for r in rows], [g["mae"] for g in regs])),
+            "mae_curve_mean": curves.mean(0).tolist()}

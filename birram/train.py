@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,6 +14,7 @@ import torch
 from birram.data.protocols import Protocol, Task
 from birram.errors import TrainingDiverged
 from birram.methods.base import Batch, Context, Method, TrainingSet, TrainSettings
+from birram.metrics import mean_absolute_error, r_squared
 
 ProgressFn = Callable[[int, int, int], None]  # (task, iteration, iterations per task)
 
@@ -25,6 +27,9 @@ class TaskRecord:
     accuracies: list[float]  # accuracy on every task's test set after training this task
     seconds: float
     final_losses: dict[str, float]
+    # A regression target's scores after this task: per-task "mae" and "r2" lists, and
+    # "mae_seen"/"r2_seen" over the pooled test sets of the tasks seen so far (decades).
+    regression: dict[str, Any] | None = None
 
 
 @dataclass
@@ -59,9 +64,21 @@ class EpochSampler:
         return idx
 
 
+def predicted_values(method: Method, ctx: Context, task: Task) -> torch.Tensor:
+    """A regression model's prediction (model units) for every test input of ``task``."""
+    batch = ctx.settings.eval_batch_size
+    preds = [method.predict(ctx, task.x_test[start : start + batch])[:, 0]
+             for start in range(0, task.x_test.shape[0], batch)]
+    return torch.cat(preds) if preds else task.y_test.new_empty(0)
+
+
 def predicted_outputs(method: Method, ctx: Context, task: Task, mask: torch.Tensor
                       ) -> torch.Tensor:
-    """The method's prediction for every test input of ``task``, batched, within ``mask``."""
+    """The method's prediction for every test input of ``task``, batched, within ``mask``
+    (for a regression target: the level nearest to the predicted value)."""
+    target = ctx.protocol.regression
+    if target is not None:
+        return target.nearest_level(predicted_values(method, ctx, task))
     mask = mask.to(ctx.device)
     batch = ctx.settings.eval_batch_size
     preds = [method.predict(ctx, task.x_test[start : start + batch])
@@ -80,20 +97,46 @@ def evaluate(method: Method, ctx: Context, trained_up_to: int,
     indices = range(ctx.protocol.n_tasks) if task_indices is None else task_indices
     for task in (ctx.protocol.tasks[i] for i in indices):
         mask = ctx.protocol.eval_mask(trained_up_to, task.index)
-        correct = (predicted_outputs(method, ctx, task, mask) == task.y_test).sum()
+        correct = (predicted_outputs(method, ctx, task, mask) == true_outputs(ctx, task)).sum()
         accuracies.append(float(correct) / max(task.x_test.shape[0], 1))
     ctx.model.train(was_training)
     return accuracies
 
 
+def true_outputs(ctx: Context, task: Task) -> torch.Tensor:
+    """The test labels of ``task``: classes, or for a regression target each sample's level."""
+    target = ctx.protocol.regression
+    return task.y_test if target is None else target.nearest_level(task.y_test)
+
+
+@torch.no_grad()
+def regression_scores(method: Method, ctx: Context, trained_up_to: int) -> dict[str, Any]:
+    """MAE (decades) and R^2 on each task's test set, and pooled over the tasks seen so far."""
+    target = ctx.protocol.regression
+    assert target is not None
+    was_training = ctx.model.training
+    ctx.model.eval()
+    pairs = [(target.to_decades(predicted_values(method, ctx, task)).cpu().double().numpy(),
+              target.to_decades(task.y_test).cpu().double().numpy())
+             for task in ctx.protocol.tasks]
+    ctx.model.train(was_training)
+    seen_p = np.concatenate([p for p, _ in pairs[: trained_up_to + 1]])
+    seen_t = np.concatenate([t for _, t in pairs[: trained_up_to + 1]])
+    return {"mae": [mean_absolute_error(p, t) for p, t in pairs],
+            "r2": [r_squared(p, t) for p, t in pairs],
+            "mae_seen": mean_absolute_error(seen_p, seen_t), "r2_seen": r_squared(seen_p, seen_t)}
+
+
 @torch.no_grad()
 def predictions(method: Method, ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted and true outputs over every test set, masked as after the last task."""
+    """Predicted and true outputs over every test set, masked as after the last task (for a
+    regression target: predicted and true levels)."""
     ctx.model.eval()
     last = ctx.protocol.n_tasks - 1
     preds = [predicted_outputs(method, ctx, task, ctx.protocol.eval_mask(last, task.index)).cpu()
              for task in ctx.protocol.tasks]
-    return torch.cat(preds), torch.cat([task.y_test.cpu() for task in ctx.protocol.tasks])
+    return torch.cat(preds), torch.cat([true_outputs(ctx, task).cpu()
+                                        for task in ctx.protocol.tasks])
 
 
 def make_context(protocol: Protocol, settings: TrainSettings, seed: int,
@@ -210,7 +253,9 @@ def train_continual(
         accuracies = evaluate(method, ctx, t)
         hooks.task_done(method, ctx, accuracies)
         losses = {k: float(v) for k, v in logs.items()}
-        state.records.append(TaskRecord(t, accuracies, time.perf_counter() - start, losses))
+        scores = regression_scores(method, ctx, t) if ctx.protocol.regression else None
+        state.records.append(TaskRecord(t, accuracies, time.perf_counter() - start, losses,
+                                        scores))
         if on_task_end is not None:
             on_task_end(ctx, state)
     return state

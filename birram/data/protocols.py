@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+import numpy as np
 import torch
 
 from birram.data.types import ArrayDataset
@@ -35,6 +36,31 @@ class Task:
 
 
 @dataclass(frozen=True)
+class RegressionTarget:
+    """A real-valued target in place of the class: log10 of each level's value (log10 I_CC in
+    A for the compliance datasets), learnt in model units ``(log10 value - centre) / scale``.
+
+    ``centre`` and ``scale`` are the middle and half-width of the level range: a design setting
+    of the experiment (the compliance currents it sets), known before any data arrive.
+    """
+
+    name: str
+    centre: float
+    scale: float  # decades per model unit
+    log10_levels: tuple[float, ...]  # every level, in the dataset's class order
+    level_names: tuple[str, ...]
+
+    def to_decades(self, z: torch.Tensor) -> torch.Tensor:
+        """Model units as log10 of the value."""
+        return z * self.scale + self.centre
+
+    def nearest_level(self, z: torch.Tensor) -> torch.Tensor:
+        """Index of the level nearest to each prediction (model units)."""
+        levels = torch.tensor(self.log10_levels, dtype=z.dtype, device=z.device)
+        return (self.to_decades(z)[:, None] - levels[None, :]).abs().argmin(1)
+
+
+@dataclass(frozen=True)
 class Protocol:
     name: str
     scenario: Scenario
@@ -42,6 +68,8 @@ class Protocol:
     n_outputs: int
     input_shape: tuple[int, ...]
     output_names: tuple[str, ...]  # a readable name for each output unit
+    # None: labels are classes. Otherwise each task's y is a float target (one output unit).
+    regression: RegressionTarget | None = None
 
     @property
     def n_tasks(self) -> int:
@@ -76,7 +104,7 @@ class Protocol:
             for t in self.tasks
         )
         return Protocol(self.name, self.scenario, tasks, self.n_outputs, self.input_shape,
-                        self.output_names)
+                        self.output_names, self.regression)
 
 
 def check_scenario(scenario: str) -> Scenario:
@@ -162,3 +190,40 @@ def permuted_protocol(
                              for c in data.class_names)
     return Protocol(name or f"permuted-{data.name}", scenario, tuple(tasks), n_outputs,
                     (x_train.shape[1],), output_names)
+
+
+REGRESSION_SCENARIOS = ("class", "domain")
+
+
+def regression_protocol(
+    data: ArrayDataset,
+    scenario: str,
+    n_tasks: int,
+    class_order: list[int] | None = None,
+    name: str | None = None,
+) -> Protocol:
+    """The split protocol's tasks (the same groups of levels, in the same order) with each
+    sample's target log10 of its class value instead of its class, on one output unit.
+
+    The single output is shared by every task, so the class- and domain-incremental scenarios
+    coincide; the task-incremental one (a head per task) does not apply.
+    """
+    if data.class_values is None:
+        raise ConfigError(f"{data.name} has classes without values; a regression target needs "
+                          "a dataset of levels (the RRAM compliance datasets)")
+    if scenario not in REGRESSION_SCENARIOS:
+        raise ConfigError(f"a regression target is one output shared by every task; use "
+                          f"scenario class or domain (they coincide here), not {scenario!r}")
+    split = split_protocol(data, "class", n_tasks, class_order, name)
+    order = list(range(data.n_classes)) if class_order is None else list(class_order)
+    log_levels = np.log10(np.asarray(data.class_values, dtype=np.float64))
+    low, high = float(log_levels.min()), float(log_levels.max())
+    centre, scale = (high + low) / 2, max((high - low) / 2, 1e-12)
+    # split labels are positions in ``order``; the target is that class's value in model units
+    target_of_label = torch.tensor((log_levels[order] - centre) / scale, dtype=torch.float32)
+    tasks = tuple(Task(t.index, t.x_train, target_of_label[t.y_train], t.x_test,
+                       target_of_label[t.y_test], (0,), t.class_names) for t in split.tasks)
+    target = RegressionTarget("log10-icc", centre, scale, tuple(log_levels.tolist()),
+                              data.class_names)
+    return Protocol(split.name, scenario, tasks, 1, split.input_shape,  # type: ignore[arg-type]
+                    ("log10 I_CC (A)",), target)

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from birram.config import DataConfig
-from birram.data.protocols import Protocol, permuted_protocol, split_protocol
+from birram.data.protocols import (
+    Protocol,
+    permuted_protocol,
+    regression_protocol,
+    split_protocol,
+)
 from birram.data.types import ArrayDataset
 from birram.errors import ConfigError
 
@@ -55,6 +60,20 @@ def check_measured(cfg: DataConfig) -> None:
                           "add --data DIR (data.measured)")
 
 
+TARGETS = ("class", "log10-icc")
+
+
+def check_target(cfg: DataConfig, target: str) -> None:
+    """The compliance current can only be the target of a dataset of compliance levels."""
+    if target not in TARGETS:
+        raise ConfigError(f"unknown target {target!r}; allowed: {', '.join(TARGETS)}")
+    spec = protocol_spec(cfg.protocol)
+    if target != "class" and (spec.source != "rram" or spec.kind != "split"):
+        rram = ", ".join(name for name, s in PROTOCOLS.items() if s.source == "rram")
+        raise ConfigError(f"target {target} is the compliance current of RRAM cycles; protocol "
+                          f"{cfg.protocol} has no such value (use {rram}, simulated or --data)")
+
+
 def load_dataset(cfg: DataConfig, seed: int = 0) -> ArrayDataset:
     spec = protocol_spec(cfg.protocol)
     check_measured(cfg)
@@ -77,11 +96,18 @@ def load_dataset(cfg: DataConfig, seed: int = 0) -> ArrayDataset:
 
 
 def build_protocol(cfg: DataConfig, scenario: str, data: ArrayDataset | None = None,
-                   permutation_seed: int = 0) -> Protocol:
-    """The protocol named in ``cfg``; pass ``data`` to reuse an already loaded dataset."""
+                   permutation_seed: int = 0, target: str = "class") -> Protocol:
+    """The protocol named in ``cfg``; pass ``data`` to reuse an already loaded dataset.
+    ``target="log10-icc"`` asks for the compliance current itself instead of its class."""
     spec = protocol_spec(cfg.protocol)
+    check_target(cfg, target)
     data = data if data is not None else load_dataset(cfg)
     n_tasks = cfg.n_tasks or spec.n_tasks
+    if target != "class":
+        order = cfg.class_order
+        if order == "seeded":
+            order = seeded_class_order(data.n_classes, permutation_seed)
+        return regression_protocol(data, scenario, n_tasks, order, name=cfg.protocol)
     if spec.kind == "permuted":
         return permuted_protocol(data, scenario, n_tasks, seed=permutation_seed,
                                  name=cfg.protocol)

@@ -98,6 +98,24 @@ def distillation_loss(
     return (target * (log_target - log_student)).sum(1).mean() * t * t
 
 
+def prediction_loss(ctx: Context, outputs: torch.Tensor, y: torch.Tensor,
+                    mask: torch.Tensor) -> torch.Tensor:
+    """The loss on labelled data: cross-entropy over the active outputs, or for a regression
+    target the mean squared error of the single output (in the target's model units)."""
+    if ctx.protocol.regression is not None:
+        return F.mse_loss(outputs[:, 0], y)
+    return F.cross_entropy(masked(outputs, mask), y)
+
+
+def soft_target_loss(ctx: Context, student: torch.Tensor, teacher: torch.Tensor,
+                     temperature: float) -> torch.Tensor:
+    """Distillation toward a teacher's (masked) outputs: softened cross-entropy for classes,
+    the squared difference of the predictions for a regression target."""
+    if ctx.protocol.regression is not None:
+        return F.mse_loss(student[:, 0], teacher[:, 0])
+    return distillation_loss(student, teacher, temperature)
+
+
 class Regulariser:
     """A parameter penalty with task-boundary hooks (EWC, online EWC, SI)."""
 
@@ -167,7 +185,7 @@ class Method:
     # -- each step ------------------------------------------------------------------------
     def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         batch.logits = ctx.model(batch.x)
-        loss = F.cross_entropy(masked(batch.logits, batch.mask), batch.y)
+        loss = prediction_loss(ctx, batch.logits, batch.y, batch.mask)
         return loss, {"loss_current": loss.detach()}
 
     def replay_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict] | None:

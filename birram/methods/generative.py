@@ -47,9 +47,10 @@ from birram.methods.base import (
     Method,
     Regulariser,
     TrainingSet,
-    distillation_loss,
     frozen_copy,
     masked,
+    prediction_loss,
+    soft_target_loss,
 )
 from birram.models.conv import freeze
 from birram.models.mlp import Classifier, extractor_output_size
@@ -162,6 +163,12 @@ class BIR(Method):
         else:
             self._recon = self.recon_loss
         self._n_outputs, self._n_tasks = p.n_outputs, p.n_tasks
+        self._regression = p.regression is not None
+        if self._regression and (self.conditional or (self.gating and self.gate_by == "class")):
+            # A real-valued target has no classes to pick a prior mode or a gate by.
+            raise ConfigError("replay conditioned on classes (a mixture prior, class gates) "
+                              "needs class labels; for a regression target use the standard "
+                              "prior and gates by task or none")
         self._n_contexts = (p.n_outputs if self.gate_by == "class" else p.n_tasks) \
             if self.gating else 0
         # For every output unit, the (first) task that uses it; and each task's outputs.
@@ -250,7 +257,10 @@ class BIR(Method):
         """Classes and tasks to replay, uniformly over what the previous model has seen."""
         seen = ctx.task  # tasks finished so far
         scenario = ctx.protocol.scenario
-        if scenario == "task":  # an equal share from every previous task
+        if self._regression:  # one shared output: only the task (for task gates) is drawn
+            classes = torch.zeros(n, dtype=torch.long)
+            task_ids = torch.randint(seen, (n,), generator=gen)
+        elif scenario == "task":  # an equal share from every previous task
             task_ids = torch.arange(seen).repeat_interleave(-(-n // seen))
             pick = torch.randint(self._task_outputs.shape[1], task_ids.shape, generator=gen)
             classes = self._task_outputs[task_ids, pick]
@@ -315,8 +325,8 @@ class BIR(Method):
     def _prediction_loss(self, ctx: Context, logits: torch.Tensor,
                          replay: Replay) -> torch.Tensor:
         student = masked(logits, ctx.sample_mask(replay.task_ids))
-        if self.distill:
-            return distillation_loss(student, replay.teacher, self.temperature)
+        if self.distill or self._regression:  # a regression teacher's output is its one target
+            return soft_target_loss(ctx, student, replay.teacher, self.temperature)
         return F.cross_entropy(student, replay.hard)
 
     def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -352,7 +362,7 @@ class BIR(Method):
             recon, kl, _ = self._vae_terms(ctx, vae, target, target, cur_contexts, cur_log_w)
             logits = self.classify_replay_space(ctx.model, target)
 
-        pred = F.cross_entropy(masked(logits[:n], batch.mask), batch.y)
+        pred = prediction_loss(ctx, logits[:n], batch.y, batch.mask)
         recon_cur, kl_cur = recon[:n].mean(), kl[:n].mean()
         logs: dict[str, Any] = {"loss_class": pred.detach(), "loss_recon": recon_cur.detach(),
                                 "loss_kl": kl_cur.detach()}

@@ -9,9 +9,9 @@ from birram.methods.base import (
     Context,
     Method,
     TrainingSet,
-    distillation_loss,
     frozen_copy,
     masked,
+    soft_target_loss,
 )
 
 
@@ -40,7 +40,7 @@ class LwF(Method):
         # The replayed inputs are the current ones: reuse the forward pass of the current loss.
         logits = batch.logits if batch.logits is not None else ctx.model(batch.x)
         student = masked(logits, ctx.sample_mask(task_ids))
-        loss = distillation_loss(student, teacher, self.temperature)
+        loss = soft_target_loss(ctx, student, teacher, self.temperature)
         return loss, {"loss_replay": loss.detach()}
 
     def after_task(self, ctx: Context, data: TrainingSet) -> None:

@@ -26,6 +26,9 @@ class MethodSpec:
     factory: Factory
     # Scenarios the method runs in; methods that must know each sample's task run in task-IL only.
     scenarios: tuple[str, ...] = ("task", "domain", "class")
+    # How the method is built for a real-valued target (target log10-icc); None: it cannot
+    # regress (it needs classes: per-class memories, class means, one model per class).
+    regression: Factory | None = None
 
 
 def _none(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
@@ -108,7 +111,11 @@ def _gen_classifier(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
                                 learned_scale=cfg.gc_output_scale == "learned")
 
 
-def _bir_factory(**switches: bool) -> Factory:
+def _bir_factory(regression: bool = False, **switches: bool) -> Factory:
+    """BI-R with the given components. For a regression target (``regression``) replay cannot
+    be conditioned on classes: the prior is the standard normal (no mixture), and the decoder is
+    gated by task when ``gate_by = "task"`` and not at all otherwise."""
+
     def build(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
         from birram.methods.generative import BIR
 
@@ -118,6 +125,9 @@ def _bir_factory(**switches: bool) -> Factory:
 
             regs = [SI(strength=cfg.si_c, epsilon=cfg.si_epsilon)]
         flags = {name: switches.get(name, True) for name in BIR_COMPONENTS}
+        if regression:
+            flags["conditional"] = False
+            flags["gating"] = flags["gating"] and cfg.gate_by == "task"
         if flags["internal"] and extractor is None:
             # Internal replay replays the output of a pre-trained extractor; on inputs with no
             # extractor (MNIST-like MLPs, RRAM features) it is absent, as in the paper.
@@ -149,12 +159,16 @@ def _gr_plus(component: str) -> Factory:
 
 
 METHODS: dict[str, MethodSpec] = {
-    "none": MethodSpec("fine-tuning, no protection against forgetting (lower bound)", _none),
-    "joint": MethodSpec("all data seen so far (upper bound)", _joint),
-    "ewc": MethodSpec("elastic weight consolidation, one penalty per task", _ewc),
-    "online-ewc": MethodSpec("online EWC, one running Fisher", _online_ewc),
-    "si": MethodSpec("synaptic intelligence", _si),
-    "lwf": MethodSpec("learning without forgetting (distillation on current inputs)", _lwf),
+    "none": MethodSpec("fine-tuning, no protection against forgetting (lower bound)", _none,
+                       regression=_none),
+    "joint": MethodSpec("all data seen so far (upper bound)", _joint, regression=_joint),
+    "ewc": MethodSpec("elastic weight consolidation, one penalty per task", _ewc,
+                      regression=_ewc),
+    "online-ewc": MethodSpec("online EWC, one running Fisher", _online_ewc,
+                             regression=_online_ewc),
+    "si": MethodSpec("synaptic intelligence", _si, regression=_si),
+    "lwf": MethodSpec("learning without forgetting (distillation on current inputs)", _lwf,
+                      regression=_lwf),
     "er": MethodSpec("experience replay from a class-balanced buffer", _er),
     "icarl": MethodSpec("iCaRL: herding exemplars, distillation, nearest mean", _icarl),
     "agem": MethodSpec("A-GEM: gradients projected so the loss on a sample memory cannot rise",
@@ -167,12 +181,17 @@ METHODS: dict[str, MethodSpec] = {
                                     _separate_networks, scenarios=("task",)),
     "gen-classifier": MethodSpec("generative classifier: a VAE per class, importance-sampled "
                                  "likelihood (no data stored)", _gen_classifier),
-    "dgr": MethodSpec("deep generative replay, separate VAE, hard targets", _dgr_factory(False)),
+    # For a regression target DGR trains replayed inputs toward the previous model's output.
+    "dgr": MethodSpec("deep generative replay, separate VAE, hard targets", _dgr_factory(False),
+                      regression=_dgr_factory(False)),
     "dgr-distill": MethodSpec("deep generative replay with distillation", _dgr_factory(True)),
     "rtf": MethodSpec("replay-through-feedback", _bir_factory(
-        conditional=False, gating=False, internal=False)),
-    "bir": MethodSpec("brain-inspired replay, all components", _bir_factory()),
-    "bir-si": MethodSpec("brain-inspired replay combined with SI", _bir_factory(si=True)),
+        conditional=False, gating=False, internal=False), regression=_bir_factory(
+        True, conditional=False, gating=False, internal=False)),
+    "bir": MethodSpec("brain-inspired replay, all components", _bir_factory(),
+                      regression=_bir_factory(True)),
+    "bir-si": MethodSpec("brain-inspired replay combined with SI", _bir_factory(si=True),
+                         regression=_bir_factory(True, si=True)),
 }
 for _component in BIR_COMPONENTS:
     METHODS[f"bir-no-{_component}"] = MethodSpec(
@@ -185,14 +204,23 @@ ABLATION = ["bir", *[f"bir-no-{c}" for c in BIR_COMPONENTS], "dgr",
             *[f"gr-plus-{c}" for c in BIR_COMPONENTS]]
 
 
-def build_method(name: str, cfg: MethodConfig, extractor: nn.Module | None = None) -> Method:
-    if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
-    return METHODS[name].factory(cfg, extractor)
+def regressing_methods() -> list[str]:
+    return [name for name, spec in METHODS.items() if spec.regression is not None]
 
 
-def check_methods(names: list[str], scenario: str | None = None) -> list[str]:
-    """``names`` if each is registered (and, given ``scenario``, runs in it); else ConfigError."""
+def build_method(name: str, cfg: MethodConfig, extractor: nn.Module | None = None,
+                 target: str = "class") -> Method:
+    check_methods([name], target=target)
+    spec = METHODS[name]
+    factory = spec.factory if target == "class" else spec.regression
+    assert factory is not None
+    return factory(cfg, extractor)
+
+
+def check_methods(names: list[str], scenario: str | None = None,
+                  target: str = "class") -> list[str]:
+    """``names`` if each is registered (and, given ``scenario``, runs in it, and can learn
+    ``target``); else ConfigError."""
     for name in names:
         if name not in METHODS:
             raise ConfigError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
@@ -200,4 +228,7 @@ def check_methods(names: list[str], scenario: str | None = None) -> list[str]:
             from birram.methods.task_identity import needs_task_identity
 
             raise needs_task_identity(name, scenario)
+        if target != "class" and METHODS[name].regression is None:
+            raise ConfigError(f"method {name} classifies and cannot predict {target}; methods "
+                              f"that regress: {', '.join(regressing_methods())}")
     return names

@@ -64,6 +64,7 @@ def diagonal_fisher(
     generator: torch.Generator | None = None,
     chunk: int | None = None,
     backend: FisherBackend = "auto",
+    regression: bool = False,
 ) -> torch.Tensor:
     """Mean over samples of the squared per-sample gradient of the log-likelihood, as one vector
     over the trainable parameters (in ``model.parameters()`` order).
@@ -81,6 +82,10 @@ def diagonal_fisher(
     squared per-sample gradients as ``(delta^2)^T (a^2)`` from one batched backward pass, without
     materialising any per-sample gradient (far faster on CPU). ``"auto"`` picks ``"linear"`` when
     it applies.
+
+    ``regression``: the model's single output is the mean of a unit-variance Gaussian over the
+    target (in its model units), whose Fisher is the mean squared gradient of that output;
+    ``labels`` is then irrelevant.
     """
     if labels not in FISHER_LABELS:
         raise ValueError(f"labels={labels!r}; allowed: {', '.join(FISHER_LABELS)}")
@@ -95,14 +100,17 @@ def diagonal_fisher(
     try:
         if use_linear:
             assert layers is not None
-            accumulate, result = _linear_accumulator(model, layers)
+            accumulate, result = _linear_accumulator(model, layers, regression)
         else:
-            accumulate, result = _vmap_accumulator(model)
+            accumulate, result = _vmap_accumulator(model, regression)
         step = chunk or (1024 if use_linear else 64)
         for start in range(0, x.shape[0], step):
             xb, mb = x[start : start + step], mask[start : start + step]
             yb = None if y is None else y[start : start + step]
-            for label, weight in _label_plan(model, xb, mb, labels, yb, generator):
+            plan = ([(torch.zeros(xb.shape[0], dtype=torch.long, device=xb.device),
+                      torch.ones(xb.shape[0], device=xb.device))] if regression
+                    else _label_plan(model, xb, mb, labels, yb, generator))
+            for label, weight in plan:
                 accumulate(xb, mb, label, weight)
     finally:
         model.train(was_training)
@@ -134,8 +142,12 @@ def _label_plan(model: nn.Module, xb: torch.Tensor, mb: torch.Tensor, labels: Fi
 
 
 def _weighted_nll(logits: torch.Tensor, mask: torch.Tensor, label: torch.Tensor,
-                  weight: torch.Tensor) -> torch.Tensor:
-    """Sum of ``sqrt(weight) * nll``: squared per-sample gradients then carry the weight once."""
+                  weight: torch.Tensor, regression: bool = False) -> torch.Tensor:
+    """Sum of ``sqrt(weight) * nll``: squared per-sample gradients then carry the weight once.
+    For a regression output the summed output itself: the gradient of the Gaussian negative
+    log-likelihood is the output's gradient times a unit-variance residual."""
+    if regression:
+        return (weight.sqrt() * logits[..., 0]).sum()
     log_probs = F.log_softmax(masked(logits, mask), dim=-1)
     nll = -log_probs.gather(-1, label.unsqueeze(-1)).squeeze(-1)
     return (weight.sqrt() * nll).sum()
@@ -150,7 +162,7 @@ def _linear_layers(model: nn.Module) -> list[nn.Linear] | None:
     return layers if covered == wanted else None
 
 
-def _linear_accumulator(model: nn.Module, layers: list[nn.Linear]
+def _linear_accumulator(model: nn.Module, layers: list[nn.Linear], regression: bool = False
                         ) -> tuple[Accumulate, Callable[[], torch.Tensor]]:
     total = {id(p): torch.zeros_like(p) for p in trainable(model)}
 
@@ -166,7 +178,7 @@ def _linear_accumulator(model: nn.Module, layers: list[nn.Linear]
         handles = [layer.register_forward_hook(keep) for layer in layers]
         try:
             with torch.enable_grad():
-                loss = _weighted_nll(model(xb), mb, label, weight)
+                loss = _weighted_nll(model(xb), mb, label, weight, regression)
                 outputs = [seen[layer][1] for layer in layers]
                 # Gradients w.r.t. each layer's output: per-sample, as nothing couples samples.
                 deltas = torch.autograd.grad(loss, outputs, allow_unused=True)
@@ -188,7 +200,8 @@ def _linear_accumulator(model: nn.Module, layers: list[nn.Linear]
     return accumulate, result
 
 
-def _vmap_accumulator(model: nn.Module) -> tuple[Accumulate, Callable[[], torch.Tensor]]:
+def _vmap_accumulator(model: nn.Module, regression: bool = False
+                      ) -> tuple[Accumulate, Callable[[], torch.Tensor]]:
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     rest = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
@@ -198,7 +211,7 @@ def _vmap_accumulator(model: nn.Module) -> tuple[Accumulate, Callable[[], torch.
     def one(p: dict[str, torch.Tensor], xi: torch.Tensor, mi: torch.Tensor, label: torch.Tensor,
             weight: torch.Tensor) -> torch.Tensor:
         logits = functional_call(model, {**p, **rest}, (xi.unsqueeze(0),))[0]
-        return _weighted_nll(logits, mi, label, weight)
+        return _weighted_nll(logits, mi, label, weight, regression)
 
     per_sample = vmap(grad(one), in_dims=(None, 0, 0, 0, 0))
 
@@ -250,7 +263,8 @@ class _FisherPenalty(Regulariser):
             idx = idx.to(x.device)
             x, y, task_ids = x[idx], y[idx], task_ids[idx]
         return diagonal_fisher(ctx.model, x, ctx.sample_mask(task_ids), self.fisher_labels, y,
-                               ctx.generator, self.chunk)
+                               ctx.generator, self.chunk,
+                               regression=ctx.protocol.regression is not None)
 
 
 class EWC(_FisherPenalty):

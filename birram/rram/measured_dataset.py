@@ -1,6 +1,7 @@
 """A directory of measured I-V sweeps as the compliance-level dataset the protocols read.
 
-Every sweep file in the directory (``.csv``, ``.tsv``, ``.txt``, ``.dat``, searched recursively)
+Every sweep file in the directory (``.csv``, ``.tsv``, ``.txt``, ``.dat``, and Keithley
+``.xlsx``/``.xlsm`` workbooks, searched recursively)
 is read (:mod:`birram.rram.measured`) and each cycle turned into the simulator's features and
 RESET trace (:mod:`birram.rram.measured_features`). The compliance current each sweep states is
 its class: levels are the distinct values (to three significant digits), lowest first, as in the
@@ -29,7 +30,7 @@ from birram.rram.dataset import RRAMSamples, View, level_name, to_array_dataset
 from birram.rram.measured import MeasuredSweep, read_sweeps
 from birram.rram.measured_features import FeatureOptions, MeasuredFeatures, measured_features
 
-SWEEP_SUFFIXES = (".csv", ".tsv", ".txt", ".dat", ".xlsx")
+SWEEP_SUFFIXES = (".csv", ".tsv", ".txt", ".dat", ".xlsx", ".xlsm")
 
 
 @dataclass(frozen=True)

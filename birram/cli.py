@@ -165,9 +165,9 @@ def execute(cfg: RunConfig, out: Path | None, resume: bool) -> Path:
         console.print(note, highlight=False, markup=False)
     if cfg.hardware is not None:
         print_hardware_table(result.summary["hardware"], cfg)
-    console.print(f"Results written to [bold]{out}[/] (results.md, accuracy_curve.png, "
-                  "metrics per method and seed" + (", hardware.md" if cfg.hardware else "")
-                  + ").")
+    console.print(f"Results written to [bold]{out}[/] (report.md, report.html, results.md, "
+                  "accuracy_curve.png, metrics per method and seed"
+                  + (", hardware.md" if cfg.hardware else "") + ").")
     return out
 
 

@@ -52,4 +52,4 @@ def register(app: typer.Typer) -> None:
             levels = int(cfg.data.rram.get("n_levels", 10))
             cfg.data.class_order = list(range(levels - 1, -1, -1))
         path = execute(cfg, out, resume)
-        typer.echo(f"Report: {path / 'report.md'}")
+        typer.echo(f"Report: {path / 'report.md'} (self-contained: {path / 'report.html'})")

@@ -121,13 +121,18 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def section(cfg: RunConfig, summary: dict[str, Any], heading: str = "#") -> str:
+    """The on-chip results as Markdown under a heading of level ``heading``."""
+    hw = cfg.hardware
+    assert hw is not None
+    return (f"{heading} On the chip: {hw.chip} ({hw.mode})\n\n"
+            f"{len(cfg.seeds)} training seed(s); accuracy on the devices is the mean over "
+            "every chip instance (device-variability draw) ± its standard error.\n\n"
+            + markdown(summary))
+
+
 def write_hardware_report(out_dir: Path, cfg: RunConfig) -> dict[str, Any]:
     summary = summarise(out_dir, cfg)
     io.write_json(out_dir / "hardware_summary.json", summary)
-    hw = cfg.hardware
-    assert hw is not None
-    intro = (f"# On the chip: {hw.chip} ({hw.mode})\n\n"
-             f"{len(cfg.seeds)} training seed(s); accuracy on the devices is the mean over "
-             "every chip instance (device-variability draw) ± its standard error.\n\n")
-    io.write_text(out_dir / "hardware.md", intro + markdown(summary))
+    io.write_text(out_dir / "hardware.md", section(cfg, summary))
     return summary

@@ -198,6 +198,8 @@ def curve_label(cfg: RunConfig) -> str:
 
 def write_experiment_report(out_dir: Path, cfg: RunConfig, summary: dict[str, Any],
                             results: list[SeedResult]) -> None:
+    """The tables and figures of the learning results (the report page comes last, once the
+    on-chip results exist too: ``write_report_page``)."""
     io.write_text(out_dir / "results.md", markdown_table(summary))
     io.write_text(out_dir / "results.csv", csv_table(summary))
     title = f"{cfg.data.protocol}, {cfg.scenario}-incremental"
@@ -214,31 +216,71 @@ def write_experiment_report(out_dir: Path, cfg: RunConfig, summary: dict[str, An
             plot_mae_matrix(np.array(result.metrics["regression"]["mae_matrix"]),
                             run_dir / "mae_matrix.png",
                             f"{result.method}: MAE matrix (seed {result.seed})")
-    write_report_page(out_dir, cfg, summary)
 
 
-def report_markdown(cfg: RunConfig, summary: dict[str, Any], figures: list[str]) -> str:
-    """A readable summary: what ran, the table, and the figures."""
-    lines = [
-        f"# {cfg.name}: {cfg.data.protocol}, {cfg.scenario}-incremental",
-        "",
-        f"{len(cfg.seeds)} seed(s) ({', '.join(map(str, cfg.seeds))}), {cfg.train.iters} "
-        f"iterations per task, batch {cfg.train.batch_size}, Adam lr {cfg.train.lr}, "
-        f"hidden layers {cfg.train.hidden}. Accuracy is the mean over all tasks after the last "
-        "task (± standard error over seeds).",
-        "",
-        markdown_table(summary),
-    ]
-    lines += [f"![{Path(f).stem}]({f})" for f in figures]
-    return "\n".join(lines) + "\n"
+def settings_paragraph(cfg: RunConfig) -> str:
+    return (f"{len(cfg.seeds)} seed(s) ({', '.join(map(str, cfg.seeds))}), {cfg.train.iters} "
+            f"iterations per task, batch {cfg.train.batch_size}, Adam lr {cfg.train.lr}, "
+            f"hidden layers {cfg.train.hidden}. Accuracy is the mean over all tasks after the "
+            "last task (± standard error over seeds).")
 
 
-def write_report_page(out_dir: Path, cfg: RunConfig, summary: dict[str, Any]) -> Path:
-    """``report.md``: the table, the accuracy curves, and the focus method's matrices."""
+def learning_section(cfg: RunConfig, summary: dict[str, Any], figures: list[str]) -> str:
+    focus = "bir" if "bir" in cfg.methods else cfg.methods[0]
+    captions = {
+        "accuracy_curve.png": "Accuracy on the tasks seen so far after each task, every method "
+                              "(± standard error over seeds where there are several).",
+        "accuracy_matrix.png": f"{focus}: accuracy on each task (columns) after training each "
+                               f"task (rows), seed {cfg.seeds[0]}.",
+        "confusion.png": f"{focus}: true against predicted class over every test set after the "
+                         f"last task, seed {cfg.seeds[0]}.",
+    }
+    lines = ["## Learning results", "", markdown_table(summary)]
+    for f in figures:
+        lines += [captions.get(Path(f).name, ""), "", f"![{Path(f).stem}]({f})", ""]
+    return "\n".join(lines)
+
+
+def report_markdown(cfg: RunConfig, summary: dict[str, Any], figures: list[str],
+                    devices: str | None = None) -> str:
+    """The readable report: the result against the published claim (where one applies), what
+    ran, the simulated devices (for RRAM data), the learning results and the on-chip results."""
+    from birram.headline import headline
+
+    hardware = summary.get("hardware")
+    lines = [f"# {cfg.name}: {cfg.data.protocol}, {cfg.scenario}-incremental", ""]
+    if (opening := headline(summary, hardware)) is not None:
+        lines += [opening, ""]
+    lines += [settings_paragraph(cfg), ""]
+    if devices:
+        lines.append(devices)
+    lines.append(learning_section(cfg, summary, figures))
+    if hardware is not None and cfg.hardware is not None:
+        from birram import onchip_report
+
+        lines.append(onchip_report.section(cfg, hardware, heading="##"))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_report_page(out_dir: Path, cfg: RunConfig, summary: dict[str, Any],
+                      results: list[SeedResult], describe_devices: bool = True) -> Path:
+    """``report.md`` and its self-contained twin ``report.html``.
+
+    ``describe_devices``: add the section on the simulated devices of an RRAM run (off when the
+    data did not come from the configured RRAM dataset).
+    """
+    from birram.report_html import write_html
+
     focus = "bir" if "bir" in cfg.methods else cfg.methods[0]
     seed_dir = f"{focus}/seed-{cfg.seeds[0]}"
     figures = ["accuracy_curve.png", f"{seed_dir}/accuracy_matrix.png",
                f"{seed_dir}/confusion.png"]
+    devices = None
+    if describe_devices and cfg.data.protocol == "rram-compliance":
+        from birram.device_report import write_device_section
+
+        devices = write_device_section(out_dir, cfg, results)
     path = out_dir / "report.md"
-    io.write_text(path, report_markdown(cfg, summary, figures))
+    io.write_text(path, report_markdown(cfg, summary, figures, devices))
+    write_html(path)
     return path

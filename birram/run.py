@@ -316,6 +316,7 @@ def run_experiment(
 
     ``data`` replaces the dataset the protocol names (for data already in memory).
     """
+    own_data = data is None  # the report describes the configured dataset, not other data
     inputs = prepare_experiment(cfg, data)
     start_experiment_dir(cfg, out_dir)
     results: list[SeedResult] = []
@@ -324,7 +325,8 @@ def run_experiment(
             results += run_method_seed(cfg, name, seed, inputs.protocols[seed],
                                        out_dir / name / f"seed-{seed}", resume, progress,
                                        inputs.extractor)
-    summary = finish_experiment(cfg, out_dir, results, inputs.data_notes)
+    summary = finish_experiment(cfg, out_dir, results, inputs.data_notes,
+                                describe_devices=own_data)
     return ExperimentResult(out_dir, results, summary)
 
 
@@ -382,8 +384,12 @@ def is_finished(cfg: RunConfig, seed_dir: Path) -> bool:
 
 
 def finish_experiment(cfg: RunConfig, out_dir: Path, results: list[SeedResult],
-                      data_notes: Sequence[str] = ()) -> dict[str, Any]:
-    """The summary, tables and figures of a finished experiment; returns the summary."""
+                      data_notes: Sequence[str] = (), describe_devices: bool = True
+                      ) -> dict[str, Any]:
+    """The summary, tables, figures and report of a finished experiment; returns the summary.
+
+    ``describe_devices``: the report describes the simulated devices of an RRAM run (only
+    right when the data came from the run's configuration)."""
     from birram import report
 
     summary = summarise_experiment(cfg, results)
@@ -395,6 +401,7 @@ def finish_experiment(cfg: RunConfig, out_dir: Path, results: list[SeedResult],
         from birram import onchip_report
 
         summary["hardware"] = onchip_report.write_hardware_report(out_dir, cfg)
+    report.write_report_page(out_dir, cfg, summary, results, describe_devices)
     return summary
 
 

@@ -20,7 +20,8 @@ def test_rram_comparison_writes_report_and_replay_samples(tmp_path, monkeypatch)
         "--set", f"data.rram={TINY_RRAM}", "--set", "method.z_dim=4", "--export",
         "--out", str(out)])
     assert result.exit_code == 0, result.output
-    for name in ["report.md", "results.md", "accuracy_curve.png", "summary.json"]:
+    for name in ["report.md", "report.html", "results.md", "accuracy_curve.png", "summary.json",
+                 "devices_iv.png", "devices_features.png", "devices_overlap.png"]:
         assert (out / name).exists(), name
     bir = out / "bir" / "seed-1"
     for name in ["replay_samples_task1.png", "replay_samples_task2.png", "accuracy_matrix.png",

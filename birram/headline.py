@@ -71,8 +71,11 @@ def _ratio_sentence(bir: float, best: tuple[str, float] | None, where: str,
             f"{100 * accuracy:.1f} %{among}), {_against_factor(ratio)}.")
 
 
-def headline(summary: dict[str, Any], hardware: dict[str, Any] | None = None) -> str | None:
-    """The paragraph, or None when the run is not the protocol the claim is about."""
+def headline(summary: dict[str, Any], hardware: dict[str, Any] | None = None,
+             devices: str = "simulated devices") -> str | None:
+    """The paragraph, or None when the run is not the protocol the claim is about.
+
+    ``devices`` names where the data came from ("simulated devices", or measured ones)."""
     if not applies(summary["protocol"], summary["scenario"]):
         return None
     methods = summary["methods"]
@@ -87,7 +90,7 @@ def headline(summary: dict[str, Any], hardware: dict[str, Any] | None = None) ->
     spread = (f"mean ± standard error over {seeds} seeds" if seeds > 1
               else "one seed, so no standard error")
     parts = [intro,
-             f"Here, on simulated devices, BI-R reaches {_pct(mean, se)} ({spread}), "
+             f"Here, on {devices}, BI-R reaches {_pct(mean, se)} ({spread}), "
              f"{_against_claim(mean, se)}.",
              _ratio_sentence(mean, best_conventional(methods, "average_accuracy_mean"), "")]
     if "joint" in methods:

@@ -248,10 +248,14 @@ def report_markdown(cfg: RunConfig, summary: dict[str, Any], figures: list[str],
     from birram.headline import headline
 
     hardware = summary.get("hardware")
+    measured = cfg.data.measured
+    source = f"the measured sweeps in `{measured}`" if measured else "simulated devices"
     lines = [f"# {cfg.name}: {cfg.data.protocol}, {cfg.scenario}-incremental", ""]
-    if (opening := headline(summary, hardware)) is not None:
+    if (opening := headline(summary, hardware, source)) is not None:
         lines += [opening, ""]
     lines += [settings_paragraph(cfg), ""]
+    if summary.get("data_notes"):
+        lines += ["Data: " + " ".join(summary["data_notes"]), ""]
     if devices:
         lines.append(devices)
     lines.append(learning_section(cfg, summary, figures))
@@ -266,8 +270,8 @@ def write_report_page(out_dir: Path, cfg: RunConfig, summary: dict[str, Any],
                       results: list[SeedResult], describe_devices: bool = True) -> Path:
     """``report.md`` and its self-contained twin ``report.html``.
 
-    ``describe_devices``: add the section on the simulated devices of an RRAM run (off when the
-    data did not come from the configured RRAM dataset).
+    ``describe_devices``: add the section on the simulated devices of an RRAM run (never when
+    the data did not come from the configured simulated dataset).
     """
     from birram.report_html import write_html
 
@@ -276,7 +280,7 @@ def write_report_page(out_dir: Path, cfg: RunConfig, summary: dict[str, Any],
     figures = ["accuracy_curve.png", f"{seed_dir}/accuracy_matrix.png",
                f"{seed_dir}/confusion.png"]
     devices = None
-    if describe_devices and cfg.data.protocol == "rram-compliance":
+    if describe_devices and cfg.data.protocol == "rram-compliance" and cfg.data.measured is None:
         from birram.device_report import write_device_section
 
         devices = write_device_section(out_dir, cfg, results)

@@ -110,6 +110,10 @@ def test_compare_runs_on_a_measured_directory(table_dir: Path, tmp_path: Path) -
     assert summary["protocol"] == "rram-compliance" and "data_notes" in summary
     saved = json.loads((out / "config.json").read_text())
     assert saved["data"]["measured"] == str(table_dir)
+    # the report speaks of the measured devices and shows no simulated ones
+    report = (out / "report.md").read_text()
+    assert f"on the measured sweeps in `{table_dir}`" in report
+    assert "simulated devices" not in report and not (out / "devices_iv.png").exists()
 
 
 def write(path: Path, text: str) -> Path:

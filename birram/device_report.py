@@ -1,9 +1,9 @@
 """The report's section on the simulated devices of an RRAM run.
 
 Everything comes from the run's own settings: the feature distributions and overlaps from its
-dataset (read from the cache the run filled), the I-V curves from a fresh cycle of a few devices
-simulated with the same parameters, sweep, variability and seed, and the confusion between
-neighbouring levels from the run's confusion matrices.
+dataset (read from the cache the run filled), the I-V curves from the dataset's own simulation
+run for one cycle (so they are the first recorded cycle of the population's first devices), and
+the confusion between neighbouring levels from the run's confusion matrices.
 """
 
 from __future__ import annotations
@@ -37,34 +37,25 @@ FIGURES = ("devices_iv.png", "devices_features.png", "devices_overlap.png")
 
 def simulate_curves(cfg: RRAMDatasetConfig, per_level: int = CURVE_DEVICES
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One recorded DC cycle of the population's first ``per_level`` devices at every level.
+    """The I-V curves of the population's first ``per_level`` devices at every level, along
+    their first recorded cycle: the dataset's own simulation, run for one cycle, so the curves
+    are exactly the cycles behind the dataset's first samples of those devices.
 
     Returns the applied voltage ``[steps]``, the currents ``[level, device, steps]`` and each
     device's R_LRS ``[level, device]``.
     """
-    from birram.rram.cycling import SweepConfig, run_cycles
-    from birram.rram.dataset import single_thread
+    from birram.rram.dataset import simulate_population, single_thread
     from birram.rram.integrate import IntegratorOptions
-    from birram.rram.params import get_params
-    from birram.rram.variability import Variability
 
-    params = get_params(cfg.params)
     per_level = min(per_level, cfg.n_devices)
-    n = cfg.n_levels * per_level
-    level_of = torch.arange(n) // per_level
-    levels = torch.as_tensor(cfg.levels_a, dtype=torch.float64)
-    sweep = SweepConfig(cfg.v_set_max, cfg.v_reset_max, cfg.sweep_rate_v_per_s, cfg.sweep_step_v)
+    keep = (torch.arange(cfg.n_levels)[:, None] * cfg.n_devices
+            + torch.arange(per_level)).ravel()
     with single_thread() as threads:
-        result = run_cycles(params, levels[level_of], n, 1,
-                            variability=Variability.for_params(params,
-                                                               scale=cfg.variability_scale),
-                            seed=cfg.seed, sweep=sweep, compliance_mode=cfg.compliance_mode,
-                            warmup_cycles=cfg.warmup_cycles, keep_iv=torch.arange(n),
-                            device_ids=torch.arange(n) % per_level, n_devices=cfg.n_devices,
-                            options=IntegratorOptions(threads=threads))
+        result = simulate_population(cfg, IntegratorOptions(threads=threads), cycles=1,
+                                     keep_iv=keep)
     assert result.iv_current is not None
     currents = result.iv_current[0].numpy().T.reshape(cfg.n_levels, per_level, -1)
-    r_lrs = result.features["r_lrs_ohm"][0].numpy().reshape(cfg.n_levels, per_level)
+    r_lrs = result.features["r_lrs_ohm"][0][keep].numpy().reshape(cfg.n_levels, per_level)
     return result.iv_volts.numpy(), currents, r_lrs
 
 
@@ -150,7 +141,8 @@ def write_device_section(out_dir: Path, cfg: RunConfig, results: list[SeedResult
     volts, currents, r_lrs = simulate_curves(rram)
     plots.iv_by_level(volts, currents, representative(r_lrs), levels_a,
                       out_dir / FIGURES[0],
-                      f"one DC cycle of {currents.shape[1]} devices per compliance level")
+                      f"first recorded DC cycle of {currents.shape[1]} devices per compliance "
+                      "level (the dataset's first samples of these devices)")
     values = _feature_values(samples)
     plots.feature_violins([(label, v, unit) for (_, label, unit), v in zip(FEATURES, values)],
                           samples.labels, levels_a, samples.reached_compliance,

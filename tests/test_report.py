@@ -195,6 +195,20 @@ def test_rram_report_opens_with_the_claim_then_devices_then_learning(tiny_rram_r
     assert "Joint confuses %" in text and "BI-R confuses %" in text
 
 
+def test_curves_are_the_datasets_first_cycles(tmp_path, monkeypatch):
+    from birram.device_report import simulate_curves
+    from birram.rram.dataset import RRAMDatasetConfig, load_rram_samples
+
+    monkeypatch.setenv("BIRRAM_CACHE", str(tmp_path))
+    cfg = RRAMDatasetConfig(**{**TINY_RRAM, "cycles": 2})
+    samples = load_rram_samples(cfg)
+    volts, currents, r_lrs = simulate_curves(cfg, per_level=3)
+    assert currents.shape == (4, 3, volts.size) and np.abs(currents).max() > 0
+    first = (samples.cycle == 0) & (samples.device_ids < 3)
+    expected = np.exp(samples.features[first, 0]).reshape(4, 3)  # level-major, then device
+    np.testing.assert_allclose(r_lrs, expected, rtol=1e-6)
+
+
 def test_html_report_shows_every_figure_in_chromium(tiny_rram_run, tmp_path):
     page = (tiny_rram_run / "report.html").read_text(encoding="utf-8")
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (tiny_rram_run / "report.md").read_text())

@@ -36,7 +36,7 @@ import torch
 from birram import io
 from birram.data.types import ArrayDataset
 from birram.errors import ConfigError, DataError
-from birram.rram.cycling import SweepConfig, run_cycles
+from birram.rram.cycling import CycleResult, SweepConfig, run_cycles
 from birram.rram.integrate import IntegratorOptions
 from birram.rram.param_file import ParamSet, load_param_set
 from birram.rram.params import get_params
@@ -186,20 +186,32 @@ def generate_rram_samples(cfg: RRAMDatasetConfig) -> RRAMSamples:
         return _generate(cfg, IntegratorOptions(threads=threads))
 
 
-def _generate(cfg: RRAMDatasetConfig, options: IntegratorOptions) -> RRAMSamples:
+def simulate_population(cfg: RRAMDatasetConfig, options: IntegratorOptions,
+                        cycles: int | None = None, keep_iv: torch.Tensor | int = 0
+                        ) -> CycleResult:
+    """Cycle every device of the population at every level (one batch; instance
+    ``level * n_devices + device``). With fewer ``cycles`` than the dataset records, the
+    recorded cycles are the dataset's first ones; ``keep_iv`` instances keep their I-V curves."""
     param_set = cfg.param_set()
-    params = param_set.params
     levels = torch.as_tensor(cfg.levels_a, dtype=torch.float64)
     n = cfg.n_levels * cfg.n_devices
     instance = torch.arange(n)
     level_of, device_of = instance // cfg.n_devices, instance % cfg.n_devices
     sweep = SweepConfig(cfg.v_set_max, cfg.v_reset_max, cfg.sweep_rate_v_per_s, cfg.sweep_step_v)
-    var = param_set.scaled(cfg.variability_scale)
-    result = run_cycles(params, levels[level_of], n, cfg.cycles, variability=var, seed=cfg.seed,
-                        sweep=sweep, compliance_mode=cfg.compliance_mode,
-                        warmup_cycles=cfg.warmup_cycles, trace_points=cfg.trace_points,
-                        device_ids=device_of, n_devices=cfg.n_devices, trace_span="reset",
-                        options=options)
+    return run_cycles(param_set.params, levels[level_of], n, cycles or cfg.cycles,
+                      variability=param_set.scaled(cfg.variability_scale), seed=cfg.seed,
+                      sweep=sweep, compliance_mode=cfg.compliance_mode,
+                      warmup_cycles=cfg.warmup_cycles, trace_points=cfg.trace_points,
+                      keep_iv=keep_iv, device_ids=device_of, n_devices=cfg.n_devices,
+                      trace_span="reset", options=options)
+
+
+def _generate(cfg: RRAMDatasetConfig, options: IntegratorOptions) -> RRAMSamples:
+    levels = torch.as_tensor(cfg.levels_a, dtype=torch.float64)
+    n = cfg.n_levels * cfg.n_devices
+    instance = torch.arange(n)
+    level_of, device_of = instance // cfg.n_devices, instance % cfg.n_devices
+    result = simulate_population(cfg, options)
     f = result.features
     feats = torch.stack([f["r_lrs_ohm"].log(), f["r_hrs_ohm"].log(), f["v_set_v"],
                          f["v_reset_v"], f["i_reset_a"].clamp_min(1e-12).log()], -1)

@@ -76,7 +76,8 @@ def headline(summary: dict[str, Any], hardware: dict[str, Any] | None = None,
     """The paragraph, or None when the run is not the protocol the claim is about.
 
     ``devices`` names where the data came from ("simulated devices", or measured ones)."""
-    if not applies(summary["protocol"], summary["scenario"]):
+    # the claim is about classifying levels, not regressing the current (summary["target"])
+    if not applies(summary["protocol"], summary["scenario"]) or "target" in summary:
         return None
     methods = summary["methods"]
     seeds = len(summary["seeds"])

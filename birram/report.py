@@ -234,6 +234,8 @@ def learning_section(cfg: RunConfig, summary: dict[str, Any], figures: list[str]
                                f"task (rows), seed {cfg.seeds[0]}.",
         "confusion.png": f"{focus}: true against predicted class over every test set after the "
                          f"last task, seed {cfg.seeds[0]}.",
+        "mae_matrix.png": f"{focus}: mean absolute error of log10 I_CC (decades) on each task "
+                          f"after training each task, seed {cfg.seeds[0]}.",
     }
     lines = ["## Learning results", "", markdown_table(summary)]
     for f in figures:
@@ -279,6 +281,8 @@ def write_report_page(out_dir: Path, cfg: RunConfig, summary: dict[str, Any],
     seed_dir = f"{focus}/seed-{cfg.seeds[0]}"
     figures = ["accuracy_curve.png", f"{seed_dir}/accuracy_matrix.png",
                f"{seed_dir}/confusion.png"]
+    if cfg.target != "class":
+        figures.append(f"{seed_dir}/mae_matrix.png")
     devices = None
     if describe_devices and cfg.data.protocol == "rram-compliance" and cfg.data.measured is None:
         from birram.device_report import write_device_section

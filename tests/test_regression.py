@@ -110,6 +110,8 @@ def test_every_regressing_method_runs_a_tiny_sequence(tmp_path) -> None:
     assert summary["target"] == "log10-icc"
     assert set(summary["methods"]["bir"]) >= {"mae_mean", "mae_se", "r2_mean", "mae_curve_mean"}
     assert "MAE dec" in (tmp_path / "results.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "](bir/seed-1/mae_matrix.png)" in report and "published claim" not in report
     # a sealed result reads back with its regression scores
     again = load_seed_result(tmp_path / "joint" / "seed-1", 2)
     assert again.metrics["regression"]["mae"] == result.results[1].metrics["regression"]["mae"]

@@ -60,6 +60,8 @@ def test_headline_without_bir_or_conventional_methods_or_elsewhere():
     assert "factor is not tested" in headline(summary({"bir": (0.9, 0.01)}))
     assert headline(summary({"bir": (0.9, 0.01)}, protocol="split-fashion")) is None
     assert headline(summary({"bir": (0.9, 0.01)}, scenario="task")) is None
+    regression = {**summary({"bir": (0.9, 0.01)}), "target": "log10-icc"}
+    assert headline(regression) is None
 
 
 def test_headline_reports_accuracy_on_the_chip():

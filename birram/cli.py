@@ -366,7 +366,8 @@ def register_optional(module: str) -> None:
 
 
 for _module in ("birram.rram.cli", "birram.rram.fit_cli", "birram.demo_cli", "birram.pretrain_cli",
-                "birram.onchip_cli", "birram.rram.wordline_cli", "birram.sweep_cli"):
+                "birram.onchip_cli", "birram.rram.wordline_cli", "birram.sweep_cli",
+                "birram.tune_cli"):
     register_optional(_module)
 
 

@@ -14,7 +14,7 @@ import json
 import math
 import struct
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load as load_tensors
@@ -22,6 +22,10 @@ from safetensors.torch import save as save_tensors
 
 from birram import io
 from birram.errors import DataError
+
+if TYPE_CHECKING:
+    from birram.methods.base import Context, Method
+    from birram.train import RunState
 
 FORMAT = "birram-checkpoint-1"
 _TENSOR, _TUPLE, _DICT, _FLOAT = "__tensor__", "__tuple__", "__dict__", "__float__"
@@ -133,3 +137,45 @@ def non_finite_tensors(state: Any, prefix: str = "") -> list[str]:
     for key, value in items:
         out += non_finite_tensors(value, f"{prefix}.{key}" if prefix else str(key))
     return out
+
+
+# --- a training run at a task boundary ---------------------------------------------------------
+
+def save_checkpoint(path: Path, method: Method, ctx: Context, state: RunState) -> None:
+    save_state(path, {
+        "model": ctx.model.state_dict(),
+        "optimizer": ctx.optimizer.state_dict() if ctx.optimizer is not None else None,
+        "method": method.state_dict(),
+        "records": [vars(rec) for rec in state.records],
+        "random_init": state.random_init_accuracies,
+        "generator": ctx.generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    })
+
+
+def load_checkpoint(path: Path, method: Method, ctx: Context) -> RunState:
+    """Restore a run at its last task boundary; DataError (never a traceback) if unusable."""
+    from birram.train import RunState, TaskRecord
+
+    payload = load_state(path)
+    fix = f"delete {path} to restart this seed from its first task"
+    bad = non_finite_tensors({k: payload.get(k) for k in ("model", "method")})
+    if bad:
+        raise DataError(f"checkpoint {path} holds NaN or infinite values ({bad[0]}); {fix}")
+    try:
+        records = [TaskRecord(**rec) for rec in payload["records"]]
+        n_tasks = ctx.protocol.n_tasks
+        if not 1 <= len(records) <= n_tasks or any(len(r.accuracies) != n_tasks
+                                                   for r in records):
+            raise ValueError(f"{len(records)} task records for a {n_tasks}-task protocol")
+        ctx.model.load_state_dict(payload["model"])
+        if ctx.optimizer is not None and payload["optimizer"] is not None:
+            ctx.optimizer.load_state_dict(payload["optimizer"])
+        ctx.task = len(records) - 1
+        method.load_state_dict(payload["method"], ctx)
+        ctx.generator.set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+        raise DataError(f"checkpoint {path} does not fit this run ({str(err)[:200]}); "
+                        f"{fix}") from None
+    return RunState(records=records, random_init_accuracies=list(payload["random_init"]))

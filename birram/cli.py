@@ -10,29 +10,51 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from birram.cli_options import (  # noqa: F401  (the option constants are shared with other commands)
+    BatchOpt,
+    ChipModeOpt,
+    ChipOpt,
+    ChipsOpt,
+    DataDirOpt,
+    DeviceOpt,
+    DownloadOpt,
+    ExportOpt,
+    ExtractorOpt,
+    HiddenOpt,
+    IterOpt,
+    LrOpt,
+    MeasuredOpt,
+    OrderOpt,
+    OutOpt,
+    PresetOpt,
+    ProtocolOpt,
+    ResumeOpt,
+    ScenarioOpt,
+    SetOpt,
+    SharedOptions,
+    TargetOpt,
+    TasksOpt,
+    ThreadsOpt,
+    ViewOpt,
+    parse_list,
+    shared_options,
+)
 from birram.cli_support import OneLineErrors, console, err_console, friendly_errors
-from birram.config import RunConfig, available_presets, load_preset, preset_path, resolve
 from birram.errors import ConfigError
 from birram.rundir import check_out_dir
 
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from birram.config import RunConfig
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, cls=OneLineErrors,
                   help="Continual learning with brain-inspired replay, and an RRAM simulator.")
-
-
-def parse_list(text: str | None, kind: type, option: str) -> list | None:
-    if text is None:
-        return None
-    try:
-        return [kind(v) for v in text.split(",") if v.strip() != ""]
-    except ValueError:
-        raise ConfigError(f"{option} expects a comma-separated list of {kind.__name__}, "
-                          f"got {text!r}") from None
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
@@ -130,6 +152,8 @@ def progress_bars(progress: Progress) -> Callable[[str, int], Callable[[int, int
 
 
 def execute(cfg: RunConfig, out: Path | None, resume: bool) -> Path:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from birram import report
     from birram.run import run_experiment
 
@@ -189,39 +213,8 @@ def print_hardware_table(summary: dict[str, Any], cfg: RunConfig) -> None:
                       "best conventional method.")
 
 
-PresetOpt = typer.Option(None, "--preset", "-p", help="Named preset (see `birram presets`).")
-ProtocolOpt = typer.Option(None, help="Protocol, e.g. split-fashion, rram-compliance.")
-ScenarioOpt = typer.Option(None, help="task, domain or class.")
-IterOpt = typer.Option(None, min=1, help="Iterations per task.")
-BatchOpt = typer.Option(None, "--batch-size", min=1, help="Minibatch size.")
-LrOpt = typer.Option(None, min=0.0, help="Adam learning rate.")
-HiddenOpt = typer.Option(None, help="Hidden units per layer, e.g. 400,400.")
-TasksOpt = typer.Option(None, "--n-tasks", min=1, help="Number of tasks.")
-OrderOpt = typer.Option(None, "--class-order", help="Class order, e.g. 9,8,7,6,5,4,3,2,1,0.")
-DataDirOpt = typer.Option(None, "--data-dir", help="Directory holding the dataset files.")
-DownloadOpt = typer.Option(None, "--download/--no-download", help="Download MNIST if missing.")
-ViewOpt = typer.Option(None, help="RRAM input view: features or trace.")
-MeasuredOpt = typer.Option(None, "--data", help="A directory of measured I-V sweeps (CSV/TSV "
-                           "tables, EasyEXPERT exports) in place of the simulated devices; "
-                           "the protocol defaults to rram-compliance.")
-TargetOpt = typer.Option(None, "--target", help="What is learnt: class (default) or log10-icc "
-                         "(the compliance current as a number; RRAM protocols, MAE and R^2).")
-ExtractorOpt = typer.Option(None, help="Pre-trained feature extractor (birram pretrain).")
-DeviceOpt = typer.Option(None, help="cpu or cuda.")
-ThreadsOpt = typer.Option(None, min=1, help="CPU threads (1 is fastest for small models).")
-OutOpt = typer.Option(None, "--out", "-o", help="Run directory (default: runs/NAME-...).")
-ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run in --out.")
-ExportOpt = typer.Option(None, "--export/--no-export",
-                         help="Also write model.pt2 (torch.export) for edge runtimes.")
-SetOpt = typer.Option([], "--set", help="Any setting, e.g. method.si_c=0.1 (repeatable).")
-ChipOpt = typer.Option(None, "--chip", help="Put the weights on a simulated chip (see "
-                       "`birram chips`), e.g. rram-4bit.")
-ChipModeOpt = typer.Option(None, "--chip-mode", help="program-after-task (train digitally, "
-                           "program after each task) or hardware-aware (train on the chip).")
-ChipsOpt = typer.Option(None, "--chips", help="Chip instances (device-variability draws).")
-
-
 def build(preset: str | None, sets: list[str], **options: Any) -> RunConfig:
+    from birram.config import load_preset, resolve
     from birram.data.registry import protocol_spec
     from birram.run import check_run
 
@@ -246,48 +239,35 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 @app.command()
 @friendly_errors
+@shared_options
 def run(
-    method: str = typer.Option(None, "--method", "-m", help="Method (see `birram methods`)."),
-    preset: str = PresetOpt, protocol: str = ProtocolOpt, scenario: str = ScenarioOpt,
-    seed: int = typer.Option(None, help="Random seed."), iters: int = IterOpt,
-    batch_size: int = BatchOpt, lr: float = LrOpt, hidden: str = HiddenOpt,
-    n_tasks: int = TasksOpt, class_order: str = OrderOpt, data_dir: Path = DataDirOpt,
-    download: bool = DownloadOpt, view: str = ViewOpt, extractor: Path = ExtractorOpt,
-    device: str = DeviceOpt, threads: int = ThreadsOpt, out: Path = OutOpt,
-    resume: bool = ResumeOpt, export: bool = ExportOpt, set_: list[str] = SetOpt,
-    measured: Path = MeasuredOpt, target: str = TargetOpt,
+    opts: SharedOptions,
+    method: str | None = typer.Option(None, "--method", "-m",
+                                      help="Method (see `birram methods`)."),
+    seed: int | None = typer.Option(None, help="Random seed."),
 ) -> None:
     """Train one method on one protocol and write a run directory."""
-    cfg = build(preset, set_, methods=[method] if method else None,
-                seeds=[seed] if seed is not None else None, protocol=protocol,
-                scenario=scenario, iters=iters, batch_size=batch_size, lr=lr,
-                hidden=parse_list(hidden, int, "--hidden"), n_tasks=n_tasks,
-                class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
-                download=download, view=view, extractor=extractor, device=device,
-                threads=threads, export=export, measured=measured, target=target)
+    cfg = build(opts.preset, opts.set_, **opts.settings(), methods=[method] if method else None,
+                seeds=[seed] if seed is not None else None)
     if len(cfg.methods) != 1:
         raise ConfigError(f"run trains one method; pass --method (the preset lists "
                           f"{', '.join(cfg.methods)}) or use `birram compare`")
     if len(cfg.seeds) != 1:  # a preset's seed list: run takes its first seed
         cfg = cfg.model_copy(update={"seeds": cfg.seeds[:1]})
-    execute(cfg, out, resume)
+    execute(cfg, opts.out, opts.resume)
 
 
 @app.command()
 @friendly_errors
+@shared_options
 def compare(
-    methods: str = typer.Option(None, help="Comma-separated methods, e.g. none,ewc,si,bir."),
+    opts: SharedOptions,
+    methods: str | None = typer.Option(None,
+                                       help="Comma-separated methods, e.g. none,ewc,si,bir."),
     ablation: bool = typer.Option(False, "--ablation",
                                   help="BI-R minus each component and GR plus each one."),
-    preset: str = PresetOpt, protocol: str = ProtocolOpt, scenario: str = ScenarioOpt,
-    seeds: str = typer.Option(None, help="Comma-separated seeds, e.g. 1,2,3."),
-    iters: int = IterOpt, batch_size: int = BatchOpt, lr: float = LrOpt, hidden: str = HiddenOpt,
-    n_tasks: int = TasksOpt, class_order: str = OrderOpt, data_dir: Path = DataDirOpt,
-    download: bool = DownloadOpt, view: str = ViewOpt, extractor: Path = ExtractorOpt,
-    device: str = DeviceOpt, threads: int = ThreadsOpt, out: Path = OutOpt,
-    resume: bool = ResumeOpt, export: bool = ExportOpt, set_: list[str] = SetOpt,
-    chip: str = ChipOpt, chip_mode: str = ChipModeOpt, chips: int = ChipsOpt,
-    measured: Path = MeasuredOpt, target: str = TargetOpt,
+    seeds: str | None = typer.Option(None, help="Comma-separated seeds, e.g. 1,2,3."),
+    chip: str | None = ChipOpt, chip_mode: str | None = ChipModeOpt, chips: int | None = ChipsOpt,
 ) -> None:
     """Compare several methods over several seeds: a table of mean and standard error.
 
@@ -298,14 +278,10 @@ def compare(
     method_list = parse_list(methods, str, "--methods")
     if ablation:
         method_list = ABLATION
-    cfg = build(preset, set_, methods=method_list, seeds=parse_list(seeds, int, "--seeds"),
-                protocol=protocol, scenario=scenario, iters=iters, batch_size=batch_size, lr=lr,
-                hidden=parse_list(hidden, int, "--hidden"), n_tasks=n_tasks,
-                class_order=parse_list(class_order, int, "--class-order"), data_dir=data_dir,
-                download=download, view=view, extractor=extractor, device=device,
-                threads=threads, export=export, chip=chip, chip_mode=chip_mode, chips=chips,
-                measured=measured, target=target)
-    execute(cfg, out, resume)
+    cfg = build(opts.preset, opts.set_, **opts.settings(), methods=method_list,
+                seeds=parse_list(seeds, int, "--seeds"), chip=chip, chip_mode=chip_mode,
+                chips=chips)
+    execute(cfg, opts.out, opts.resume)
 
 
 @app.command()
@@ -327,6 +303,8 @@ def chips() -> None:
 @friendly_errors
 def presets(name: str = typer.Argument(None, help="Show one preset in full.")) -> None:
     """List the presets, or print one."""
+    from birram.config import available_presets, load_preset, preset_path
+
     if name is None:
         for preset in available_presets():
             description = load_preset(preset).get("name", preset)

@@ -8,15 +8,8 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from birram.cli import (
-        ChipModeOpt,
-        ChipsOpt,
-        OutOpt,
-        build,
-        execute,
-        friendly_errors,
-        parse_list,
-    )
+    from birram.cli import build, execute, friendly_errors
+    from birram.cli_options import ChipModeOpt, ChipsOpt, OutOpt, parse_list
 
     @app.command()
     @friendly_errors

@@ -20,7 +20,7 @@ from birram.rram.dataset import RRAMDatasetConfig, RRAMSamples, level_name, load
 from birram.rram.separability import neighbour_confusion, neighbour_overlaps
 
 if TYPE_CHECKING:
-    from birram.run import SeedResult
+    from birram.results import SeedResult
 
 CURVE_DEVICES = 12  # devices per level drawn in the I-V figure
 FEATURES = [  # (short name, axis label, log unit or None); columns of RRAMSamples.features

@@ -8,7 +8,8 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from birram.cli import DataDirOpt, console, friendly_errors
+    from birram.cli import console, friendly_errors
+    from birram.cli_options import DataDirOpt
 
     @app.command()
     @friendly_errors

@@ -16,7 +16,7 @@ from birram import io  # noqa: E402
 from birram.config import RunConfig  # noqa: E402
 
 if TYPE_CHECKING:
-    from birram.run import SeedResult
+    from birram.results import SeedResult
 
 
 def percent(value: float | None) -> str:

@@ -23,26 +23,28 @@ import numpy as np
 import torch
 from safetensors.torch import save as save_tensors
 
-from birram import checkpoint, io, rundir
+from birram import io, report, rundir
+from birram.checkpoint import load_checkpoint, save_checkpoint
 from birram.config import RunConfig
 from birram.data.protocols import Protocol
 from birram.data.registry import build_protocol, load_dataset
 from birram.data.types import ArrayDataset
-from birram.errors import ConfigError, DataError, TrainingDiverged
+from birram.errors import ConfigError, TrainingDiverged
 from birram.methods.base import Context, Method, TrainSettings
 from birram.methods.registry import build_method, check_methods
-from birram.metrics import (
-    confusion_matrix,
-    mean_and_standard_error,
-    per_class_accuracy,
-    summarise,
-    summarise_regression,
+from birram.metrics import confusion_matrix, per_class_accuracy, summarise, summarise_regression
+from birram.results import (
+    MAE_FILE,
+    RESULT_FILES,
+    SeedResult,
+    load_seed_result,
+    matrix_csv,
+    summarise_experiment,
 )
 from birram.train import (
     HookChain,
     LoopHooks,
     RunState,
-    TaskRecord,
     make_context,
     predictions,
     prepare,
@@ -50,23 +52,8 @@ from birram.train import (
 )
 
 CHECKPOINT = "checkpoint.safetensors"
-MAE_FILE = "mae_matrix.csv"  # regression targets: MAE (decades) on task j after task i
 MODEL_FILE = "model.safetensors"  # the trained model's state dict, tensors only
-# What a finished (method, seed) directory must hold; manifest.json seals their digests.
-RESULT_FILES = ["config.json", "metrics.json", "accuracy_matrix.csv", "confusion.csv"]
 ProgressFactory = Callable[[str, int], Callable[[int, int, int], None]]
-
-
-@dataclass
-class SeedResult:
-    method: str
-    seed: int
-    accuracy_matrix: np.ndarray
-    random_init: np.ndarray
-    metrics: dict[str, Any]
-    wall_seconds: float
-    iterations_per_second: float
-    confusion: np.ndarray  # C[true, predicted] over every test set after the last task
 
 
 def resolve_device(name: str) -> torch.device:
@@ -218,86 +205,6 @@ def finish_seed(cfg: RunConfig, method_name: str, seed: int, method: Method, ctx
                       conf)
 
 
-def load_seed_result(run_dir: Path, n_tasks: int) -> SeedResult:
-    """A sealed result, validated: shapes, ranges and finite numbers, or a DataError."""
-    fix = f"delete {run_dir} to recompute this result"
-    try:
-        cfg = io.read_json_strict(run_dir / "config.json")
-        m = io.read_json_strict(run_dir / "metrics.json")
-        confusion = np.loadtxt(run_dir / "confusion.csv", delimiter=",", skiprows=1,
-                               dtype=np.int64, ndmin=2)[:, 1:]
-        r = np.array(m["accuracy_matrix"], dtype=float)
-        b = np.array(m["random_init_accuracies"], dtype=float)
-        if r.shape != (n_tasks, n_tasks) or b.shape != (n_tasks,):
-            raise ValueError(f"accuracy matrix of shape {r.shape}, expected {(n_tasks, n_tasks)}")
-        if not (np.isfinite(r).all() and ((r >= 0) & (r <= 1)).all()):
-            raise ValueError("accuracies outside [0, 1]")
-        m.update(summarise(r, b).to_dict())  # derived figures recomputed, never trusted
-        if "regression" in m:
-            check_regression_metrics(m["regression"], n_tasks)
-        result = SeedResult(cfg["method_name"], cfg["seed"], r, b, m, float(m["wall_seconds"]),
-                            float(m["iterations_per_second"] or float("nan")), confusion)
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
-        raise DataError(f"result in {run_dir} is unusable ({err}); {fix}") from None
-    return result
-
-
-def check_regression_metrics(reg: dict[str, Any], n_tasks: int) -> None:
-    """A stored regression summary: square MAE matrix of finite, non-negative decades."""
-    mae = np.array(reg["mae_matrix"], dtype=float)
-    if mae.shape != (n_tasks, n_tasks) or not (np.isfinite(mae).all() and (mae >= 0).all()):
-        raise ValueError(f"MAE matrix of shape {mae.shape} or with values that are not finite "
-                         "non-negative numbers")
-    curve = np.array(reg["mae_seen_after_each_task"], dtype=float)
-    if curve.shape != (n_tasks,) or not np.isfinite(curve).all() or reg["mae"] != curve[-1]:
-        raise ValueError("MAE curve does not fit the MAE after the last task")
-
-
-def matrix_csv(r: np.ndarray, fmt: str = "{:.6f}", rows: str = "after_task",
-               columns: str = "task_", first: int = 1) -> str:
-    header = f"{rows}," + ",".join(f"{columns}{j + first}" for j in range(r.shape[1]))
-    lines = [f"{i + first}," + ",".join(fmt.format(v) for v in row) for i, row in enumerate(r)]
-    return "\n".join([header, *lines]) + "\n"
-
-
-def save_checkpoint(path: Path, method: Method, ctx: Context, state: RunState) -> None:
-    checkpoint.save_state(path, {
-        "model": ctx.model.state_dict(),
-        "optimizer": ctx.optimizer.state_dict() if ctx.optimizer is not None else None,
-        "method": method.state_dict(),
-        "records": [vars(rec) for rec in state.records],
-        "random_init": state.random_init_accuracies,
-        "generator": ctx.generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-    })
-
-
-def load_checkpoint(path: Path, method: Method, ctx: Context) -> RunState:
-    """Restore a run at its last task boundary; DataError (never a traceback) if unusable."""
-    payload = checkpoint.load_state(path)
-    fix = f"delete {path} to restart this seed from its first task"
-    bad = checkpoint.non_finite_tensors({k: payload.get(k) for k in ("model", "method")})
-    if bad:
-        raise DataError(f"checkpoint {path} holds NaN or infinite values ({bad[0]}); {fix}")
-    try:
-        records = [TaskRecord(**rec) for rec in payload["records"]]
-        n_tasks = ctx.protocol.n_tasks
-        if not 1 <= len(records) <= n_tasks or any(len(r.accuracies) != n_tasks
-                                                   for r in records):
-            raise ValueError(f"{len(records)} task records for a {n_tasks}-task protocol")
-        ctx.model.load_state_dict(payload["model"])
-        if ctx.optimizer is not None and payload["optimizer"] is not None:
-            ctx.optimizer.load_state_dict(payload["optimizer"])
-        ctx.task = len(records) - 1
-        method.load_state_dict(payload["method"], ctx)
-        ctx.generator.set_state(payload["generator"])
-        torch.set_rng_state(payload["torch_rng"])
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
-        raise DataError(f"checkpoint {path} does not fit this run ({str(err)[:200]}); "
-                        f"{fix}") from None
-    return RunState(records=records, random_init_accuracies=list(payload["random_init"]))
-
-
 @dataclass
 class ExperimentResult:
     out_dir: Path
@@ -390,8 +297,6 @@ def finish_experiment(cfg: RunConfig, out_dir: Path, results: list[SeedResult],
 
     ``describe_devices``: the report describes the simulated devices of an RRAM run (only
     right when the data came from the run's configuration)."""
-    from birram import report
-
     summary = summarise_experiment(cfg, results)
     if data_notes:
         summary["data_notes"] = list(data_notes)
@@ -427,45 +332,3 @@ def seed_dirs(cfg: RunConfig, seed_dir: Path) -> list[tuple[int, Path]]:
     if hw is None or hw.mode != "hardware-aware":
         return [(0, seed_dir)]
     return [(k, seed_dir / f"chip-{k}") for k in range(1, hw.chips + 1)]
-
-
-def summarise_experiment(cfg: RunConfig, results: list[SeedResult]) -> dict[str, Any]:
-    methods: dict[str, Any] = {}
-    for name in cfg.methods:
-        rows = [r for r in results if r.method == name]
-        final = [r.metrics["average_accuracy"] for r in rows]
-        curves = np.array([r.metrics["average_accuracy_after_each_task"] for r in rows])
-        mean, se = mean_and_standard_error(final)
-        methods[name] = {
-            "average_accuracy_mean": mean,
-            "average_accuracy_se": se,
-            "per_seed": dict(zip([r.seed for r in rows], final)),
-            "curve_mean": curves.mean(0).tolist(),
-            # One seed has no standard error: None (null in JSON), never NaN.
-            "curve_se": (curves.std(0, ddof=1) / np.sqrt(len(rows))).tolist()
-            if len(rows) > 1 else [None] * curves.shape[1],
-            "bwt_mean": float(np.mean([r.metrics["bwt"] for r in rows])),
-            "forgetting_mean": float(np.mean([r.metrics["forgetting"] for r in rows])),
-            "fwt_mean": float(np.mean([r.metrics["fwt"] for r in rows])),
-            "wall_seconds_mean": float(np.mean([r.wall_seconds for r in rows])),
-            "iterations_per_second_mean": float(np.mean([r.iterations_per_second for r in rows])),
-        }
-        if cfg.target != "class":
-            methods[name].update(regression_summary(rows))
-    summary = {"protocol": cfg.data.protocol, "scenario": cfg.scenario, "seeds": cfg.seeds,
-               "iters_per_task": cfg.train.iters, "methods": methods}
-    if cfg.target != "class":
-        summary["target"] = cfg.target
-    return summary
-
-
-def regression_summary(rows: list[SeedResult]) -> dict[str, Any]:
-    """Mean and standard error over seeds of the regression scores after the last task."""
-    regs = [r.metrics["regression"] for r in rows]
-    mae, mae_se = mean_and_standard_error([g["mae"] for g in regs])
-    r2 = [g["r2"] for g in regs if g["r2"] is not None]
-    curves = np.array([g["mae_seen_after_each_task"] for g in regs])
-    return {"mae_mean": mae, "mae_se": None if np.isnan(mae_se) else mae_se,
-            "r2_mean": float(np.mean(r2)) if r2 else None,
-            "mae_per_seed": dict(zip([r.seed for r in rows], [g["mae"] for g in regs])),
-            "mae_curve_mean": curves.mean(0).tolist()}

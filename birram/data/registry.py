@@ -1,20 +1,20 @@
-"""Named protocols: which dataset, split or permuted, how many tasks by default."""
+"""Named protocols: which dataset, split or permuted, how many tasks by default.
+
+The table needs no torch (``birram protocols`` lists it at once); building a protocol imports
+the data modules.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from birram.config import DataConfig
-from birram.data.protocols import (
-    Protocol,
-    permuted_protocol,
-    regression_protocol,
-    split_protocol,
-)
-from birram.data.types import ArrayDataset
 from birram.errors import ConfigError
+
+if TYPE_CHECKING:
+    from birram.config import DataConfig
+    from birram.data.protocols import Protocol
+    from birram.data.types import ArrayDataset
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,8 @@ def build_protocol(cfg: DataConfig, scenario: str, data: ArrayDataset | None = N
                    permutation_seed: int = 0, target: str = "class") -> Protocol:
     """The protocol named in ``cfg``; pass ``data`` to reuse an already loaded dataset.
     ``target="log10-icc"`` asks for the compliance current itself instead of its class."""
+    from birram.data.protocols import permuted_protocol, regression_protocol, split_protocol
+
     spec = protocol_spec(cfg.protocol)
     check_target(cfg, target)
     data = data if data is not None else load_dataset(cfg)
@@ -120,5 +122,7 @@ def build_protocol(cfg: DataConfig, scenario: str, data: ArrayDataset | None = N
 def seeded_class_order(n_classes: int, seed: int) -> list[int]:
     """The class order the reference code uses for ``seed``: class c gets label p[c] of
     numpy's permutation, so task t holds the classes whose labels are 2t and 2t + 1."""
+    import numpy as np
+
     permutation = np.random.RandomState(seed).permutation(n_classes)
     return np.argsort(permutation).tolist()

@@ -3,39 +3,20 @@
 ``deploy(model, "rram-4bit", cells)`` puts a model's linear layers on a chip; see
 :mod:`birram.hardware.deploy` for the helpers that program, age and summarise it, and
 :mod:`birram.hardware.energy` for the ledger and the constants behind every energy figure.
+The names below are imported on first use (PEP 562): the chip presets need no torch.
 """
 
-from birram.hardware.cells import CellModel, LevelTable
-from birram.hardware.chip import CHIP_PRESETS, ChipConfig, chip_preset
-from birram.hardware.crossbar import CrossbarLinear
-from birram.hardware.deploy import (
-    age_model,
-    chip_summary,
-    crossbar_layers,
-    deploy,
-    ledger_of,
-    program_model,
-    set_mode,
-)
-from birram.hardware.energy import ENERGY_CONSTANTS, Ledger, digital_inference_energy
-from birram.hardware.ideal_cells import IdealCells
+from __future__ import annotations
 
-__all__ = [
-    "CHIP_PRESETS",
-    "ENERGY_CONSTANTS",
-    "CellModel",
-    "ChipConfig",
-    "CrossbarLinear",
-    "IdealCells",
-    "Ledger",
-    "LevelTable",
-    "age_model",
-    "chip_preset",
-    "chip_summary",
-    "crossbar_layers",
-    "deploy",
-    "digital_inference_energy",
-    "ledger_of",
-    "program_model",
-    "set_mode",
-]
+from birram.lazy import lazy_exports
+
+_EXPORTS = {
+    "birram.hardware.cells": ("CellModel", "LevelTable"),
+    "birram.hardware.chip": ("CHIP_PRESETS", "ChipConfig", "chip_preset"),
+    "birram.hardware.crossbar": ("CrossbarLinear",),
+    "birram.hardware.deploy": ("age_model", "chip_summary", "crossbar_layers", "deploy",
+                               "ledger_of", "program_model", "set_mode"),
+    "birram.hardware.energy": ("ENERGY_CONSTANTS", "Ledger", "digital_inference_energy"),
+    "birram.hardware.ideal_cells": ("IdealCells",),
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

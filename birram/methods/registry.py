@@ -1,23 +1,28 @@
 """Method names and how to build each one from a :class:`MethodConfig`.
 
 Every name maps to exactly one set of switches; the ablation names spell out the one
-component they remove from BI-R or add to generative replay.
+component they remove from BI-R or add to generative replay. Names, descriptions and scenarios
+need no torch (``birram methods`` lists them at once); each factory imports its method's module
+when it is called.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch import nn
-
-from birram.config import MethodConfig
 from birram.errors import ConfigError
-from birram.methods.base import Method
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from birram.config import MethodConfig
+    from birram.methods.base import Method
 
 BIR_COMPONENTS = ("feedback", "conditional", "gating", "internal", "distill")
 
-Factory = Callable[[MethodConfig, "nn.Module | None"], Method]
+Factory = Callable[["MethodConfig", "nn.Module | None"], "Method"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ class MethodSpec:
 
 
 def _none(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.base import Method
+
     return Method()
 
 
@@ -54,12 +61,14 @@ def _er(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
 
 
 def _ewc(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.base import Method
     from birram.methods.regularisers import EWC
 
     return Method([EWC(strength=cfg.ewc_lambda, fisher_samples=cfg.ewc_fisher_samples)])
 
 
 def _online_ewc(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.base import Method
     from birram.methods.regularisers import OnlineEWC
 
     return Method([OnlineEWC(strength=cfg.online_ewc_lambda, gamma=cfg.online_ewc_gamma,
@@ -67,6 +76,7 @@ def _online_ewc(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
 
 
 def _si(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
+    from birram.methods.base import Method
     from birram.methods.regularisers import SI
 
     return Method([SI(strength=cfg.si_c, epsilon=cfg.si_epsilon)])

@@ -10,7 +10,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 
 from birram import io
@@ -44,6 +43,7 @@ def simulate_command(params: str, icc: str, devices: int, cycles: int, out: Path
                      step: float, compliance_mode: str, variability: float, seed: int,
                      keep_iv: int) -> dict[str, Any]:
     """Cycle ``devices`` devices at every compliance level; write features, traces, plots."""
+    import numpy as np
     import torch
 
     from birram.rram import plots
@@ -130,6 +130,8 @@ def simulate_command(params: str, icc: str, devices: int, cycles: int, out: Path
 
 
 def _write_csv(path: Path, arrays: dict[str, Any], names: tuple[str, ...]) -> None:
+    import numpy as np
+
     text = _io.StringIO()
     writer = csv.writer(text)
     columns = ("device", "level", "icc_a", "cycle", *names)

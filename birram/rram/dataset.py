@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from birram import io
+from birram.cache import cache_dir
 from birram.data.types import ArrayDataset
 from birram.errors import ConfigError, DataError
 from birram.rram.cycling import CycleResult, SweepConfig, run_cycles
@@ -230,7 +230,7 @@ def _generate(cfg: RRAMDatasetConfig, options: IntegratorOptions) -> RRAMSamples
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("BIRRAM_CACHE") or Path.home() / ".cache" / "birram")
+    return cache_dir()
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:

@@ -19,10 +19,12 @@ Numba is optional: :func:`available` says whether this backend can run.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
 
+from birram.cache import numba_cache_dir
 from birram.rram.physics import KB_EV_PER_K, MAX_EXPONENT, NEWTON_MAX_ITERS, NEWTON_STOP_STEP
 from birram.rram.transistor import TRANSISTOR_ITERS
 
@@ -31,6 +33,11 @@ try:  # pragma: no cover - exercised by whichever branch the environment takes
     from numba import njit
 except ImportError:  # pragma: no cover
     numba = None
+
+if numba is not None and not os.environ.get("NUMBA_CACHE_DIR"):
+    # cache=True would write the compiled kernels into the installed package; the user's cache
+    # directory is the place (numba picks it when the functions below are decorated).
+    numba.config.CACHE_DIR = str(numba_cache_dir())
 
 # Column order of the per-device parameter matrix.
 PARAM_NAMES = ("i0_a", "g0_m", "v0_v", "vel0_m_per_s", "gamma0", "beta", "ea_ev", "ea_reset_ev",

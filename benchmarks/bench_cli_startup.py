@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,11 +34,16 @@ PROBE = ("import runpy, sys, json\n"
          "'matplotlib', 'scipy') if m in sys.modules)) + '\\n')\n")
 
 
-def time_once(argv: list[str], root: Path) -> float:
+def time_once(argv: list[str], root: Path) -> tuple[float, float]:
+    """``(wall seconds, CPU seconds)`` of one run of ``argv``."""
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(argv, cwd=root, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    return wall, cpu
 
 
 def heavy_modules(args: list[str], root: Path) -> list[str]:
@@ -60,15 +66,17 @@ def main() -> None:
     cases = [("python -c pass", [sys.executable, "-c", "pass"], None)]
     cases += [(f"birram {c}", [sys.executable, "-m", "birram.cli", *c.split()], c.split())
               for c in COMMANDS]
-    print(f"{'command':22s} {'median s':>9s} {'min s':>7s}  heavy imports")
+    print(f"{'command':22s} {'median s':>9s} {'min s':>7s} {'CPU s':>7s}  heavy imports")
     rows = []
     for label, argv, cli_args in cases:
         time_once(argv, root)  # warm the file-system cache and any on-disk compile cache
-        times = [time_once(argv, root) for _ in range(args.repeats)]
+        runs = [time_once(argv, root) for _ in range(args.repeats)]
+        times, cpu = [w for w, _ in runs], statistics.median(c for _, c in runs)
         heavy = heavy_modules(cli_args, root) if cli_args is not None else []
         rows.append({"command": label, "median_seconds": statistics.median(times),
-                     "min_seconds": min(times), "times_seconds": times, "imports": heavy})
-        print(f"{label:22s} {statistics.median(times):9.2f} {min(times):7.2f}  "
+                     "min_seconds": min(times), "median_cpu_seconds": cpu,
+                     "times_seconds": times, "imports": heavy})
+        print(f"{label:22s} {statistics.median(times):9.2f} {min(times):7.2f} {cpu:7.2f}  "
               f"{', '.join(heavy) or '-'}")
     result = {"python": platform.python_version(), "machine": platform.machine(),
               "cpus": os.cpu_count(), "repeats": args.repeats, "rows": rows}

@@ -20,6 +20,7 @@ and what was expected.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -134,7 +135,7 @@ def _as_number(cell: Any) -> float | None:
     if isinstance(cell, bool):
         return None
     if isinstance(cell, (int, float)):
-        return float(cell)
+        return float(cell) if math.isfinite(cell) else None  # as the text readers do
     if isinstance(cell, str):
         return _number(cell.strip(), False)
     return None
@@ -191,6 +192,8 @@ def _load_workbook(path: Path) -> Any:
 
 
 def _sheet_rows(sheet: Any) -> list[list[Any]]:
+    if not hasattr(sheet, "iter_rows"):  # a chart sheet: no cells
+        return []
     rows = [list(r) for r in sheet.iter_rows(values_only=True)]
     while rows and all(c in (None, "") for c in rows[-1]):
         rows.pop()

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import openpyxl  # in the test extra; the reader itself asks for birram[lab] when it is missing
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from birram.errors import DataError
 from birram.rram.measured import read_sweeps
@@ -171,3 +173,26 @@ def test_bad_text_exports_name_the_file_line_and_expectation(tmp_path: Path, edi
     path.write_text(edit(clarius_text()), encoding="utf-8")
     with pytest.raises(DataError, match=pattern):
         read_sweeps(path)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(
+    st.integers(0, VOLTS.size), st.integers(0, 3),
+    st.one_of(st.none(), st.booleans(), st.floats(allow_nan=True, allow_infinity=True),
+              st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=8))),
+    max_size=4))
+def test_garbage_cells_only_ever_raise_data_error(tmp_path: Path, edits: list) -> None:
+    rows = run_sheet()
+    for row, col, value in edits:
+        while len(rows[row]) <= col:
+            rows[row].append(None)
+        rows[row][col] = value
+    path = workbook(tmp_path / "fuzz.xlsx", {"Run1": rows,
+                                              "Settings": settings_grid({"A": 1e-4, "B": 0.1})})
+    try:
+        sweeps = read_sweeps(path)
+    except DataError as err:
+        assert "fuzz.xlsx" in str(err) and "\n" not in str(err)
+        return
+    assert all(s.voltage_v.shape == s.current_a.shape and s.points >= 2 for s in sweeps)

@@ -42,7 +42,7 @@ from birram.rram.param_file import ParamSet, load_param_set
 from birram.rram.params import get_params
 from birram.rram.variability import Variability
 
-FORMAT_VERSION = 3  # bump when the simulator or the stored layout changes
+FORMAT_VERSION = 4  # bump when the simulator or the stored layout changes
 FEATURE_VIEW_NAMES = ("log_r_lrs", "log_r_hrs", "v_set", "v_reset", "log_i_reset")
 View = Literal["features", "trace"]
 
@@ -56,7 +56,7 @@ class RRAMDatasetConfig:
     n_test_devices: int = 80
     cycles: int = 8
     warmup_cycles: int = 1
-    variability_scale: float = 2.0
+    variability_scale: float = 1.0
     trace_points: int = 64
     params: str = "filament"
     v_set_max: float = 1.5

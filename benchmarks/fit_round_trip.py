@@ -24,13 +24,14 @@ from birram.rram.fit import FIT_PARAMS, FitOptions, fit_sweeps
 from birram.rram.measured import read_sweep_files
 
 
-def round_trip(devices: int, cycles: int, levels: list[float], seed: int) -> dict:
+def round_trip(devices: int, cycles: int, levels: list[float], seed: int,
+               options: FitOptions) -> dict:
     campaign = simulate_campaign(devices, levels, cycles, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_campaign(campaign, tmp)
         sweeps = read_sweep_files(sorted(paths))
     start = time.perf_counter()
-    result = fit_sweeps(sweeps, FitOptions(sweep_rate_v_per_s=campaign.rate_v_per_s))
+    result = fit_sweeps(sweeps, options)
     seconds = time.perf_counter() - start
     names = campaign.device_names
     rows = {}
@@ -49,8 +50,10 @@ def round_trip(devices: int, cycles: int, levels: list[float], seed: int) -> dic
                    "c2c_fit": result.sigmas["c2c"][p], "slope_fit_vs_true": slope}
     rms = [c["residual_rms_log10"] for c in result.cycles]
     return {"devices": devices, "cycles": cycles, "levels_a": levels, "seed": seed,
-            "sweeps": len(sweeps), "fit_seconds": seconds, "threads": torch.get_num_threads(),
-            "median_residual_rms_log10": float(np.median(rms)), "params": rows}
+            "sweeps": len(sweeps), "fit_seconds": seconds, "rounds": options.rounds,
+            "max_nfev": options.max_nfev, "threads": torch.get_num_threads(),
+            "median_residual_rms_log10": float(np.median(rms)),
+            "chain_fits_stopped_at_max_nfev": result.unconverged, "params": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,14 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--levels", default="1e-5,1e-4,1e-3")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=FitOptions.rounds)
+    ap.add_argument("--max-nfev", type=int, default=FitOptions.max_nfev)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    options = FitOptions(rounds=args.rounds, max_nfev=args.max_nfev)
     report = round_trip(args.devices, args.cycles, [float(x) for x in args.levels.split(",")],
-                        args.seed)
+                        args.seed, options)
     print(f"{report['sweeps']} sweeps ({args.devices} devices x {len(report['levels_a'])} levels "
           f"x {args.cycles} cycles), fit in {report['fit_seconds']:.1f} s, median residual "
-          f"{report['median_residual_rms_log10']:.3f} decades")
+          f"{report['median_residual_rms_log10']:.3f} decades; "
+          f"{report['chain_fits_stopped_at_max_nfev']} chain fits stopped at max_nfev")
     print(f"{'parameter':16s} {'median err':>10s} {'max err':>8s} {'d2d true':>8s} "
           f"{'(sample)':>8s} {'d2d fit':>8s} {'c2c true':>8s} {'c2c fit':>8s} {'slope':>6s}")
     for p, r in report["params"].items():

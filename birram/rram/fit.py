@@ -1,35 +1,43 @@
 """Fit the gap + filament model to measured DC sweeps: parameters per device, then variability.
 
-Every measured cycle (one SET/RESET sweep at a known compliance current) is fitted on its own,
-then the fits are pooled: a device's parameters are the mean of its cycles' (in log space),
+Every measured cycle (one SET/RESET sweep at a known compliance current) gets its own
+parameters, fitted with the cycles measured before it on the same device and compliance (a
+chain: the state one cycle leaves is where the next starts). The estimates are then pooled: a
+device's parameters are the mean of its cycles' (in log space),
 their spread across devices gives the device-to-device sigmas, their spread across the cycles
 of one device the cycle-to-cycle sigmas (both log-normal, as :mod:`birram.rram.variability`
 draws them).
 
-What is fitted, and why only that (identifiability, measured on the ``filament`` set with
-DC sweeps at 1e4 V/s over 10 uA - 1 mA; see ``docs/fitting.md``):
+What is fitted, and why only that (identifiability of the ``filament`` set under DC sweeps at
+1e4 V/s over 10 uA - 1 mA, measured by ``python benchmarks/fit_identifiability.py``; see
+``docs/fitting.md``):
 
-- ``f_min_v_per_m``, the field threshold, sets both switching voltages: once it is passed the
-  gap moves within one voltage step. Log current is a step function of it (the switch lands
-  on one voltage of the grid or the next), so it is fitted apart, by matching the measured
-  V_set with a batched scan (all cycles x candidates in one simulation).
-- ``i0_a`` (current scale), ``v0_v`` (I-V nonlinearity), ``rho_ohm_m`` (filament
-  resistivity: the low-resistance state) and ``dissolution`` (how far RESET thins the
-  filament: the high-resistance state and its dependence on I_CC) change the log current
-  smoothly in both states: they are fitted by ``scipy.optimize.least_squares`` on log10 |I|,
-  with the few points at the two switching events left out.
+- ``f_min_v_per_m``, the field threshold, sets both switching voltages (x0.74 -> x1.35 moves
+  V_set 0.64 -> 0.95 V and V_reset -0.66 -> -1.01 V at 100 uA). Log current is a step function
+  of it (a switch lands on one voltage of the grid or the next), so it is fitted apart, by
+  matching the measured V_set with a batched scan (all chains x candidates in one simulation).
+- ``i0_a`` (current scale), ``v0_v`` (I-V nonlinearity) and ``dissolution`` (how far RESET
+  thins the filament: the high-resistance state and its dependence on I_CC) change log10 |I|
+  smoothly in both states, and no two of them move it alike: they are fitted by
+  ``scipy.optimize.least_squares`` on log10 |I|, with the points at the two switching events
+  left out.
 
-Held at the base set's values: ``vel0_m_per_s``, ``ea_ev`` and ``ea_reset_ev`` (past the
-threshold the gap closes or opens within one step whatever the rate prefactor: a DC sweep at
-one temperature does not see them); ``gamma0``, ``beta``, ``tox_m``, ``a0_m`` (they move the
-threshold exactly as ``f_min_v_per_m`` does); ``g0_m``, ``gap_max_m``, ``width_ref_m`` and
-``l0_m`` (the currents depend only on ``i0 exp(-gap_max/g0) / width_ref^2`` and
-``rho l0``); the width-growth parameters and ``rth_k_per_w`` (growth stops where the
-compliance holds the current, so R_LRS ~ V_C / I_CC hardly depends on them).
+Held at the base set's values, because their effect is (anti)parallel to that of a fitted
+parameter (|correlation of the sensitivities| > 0.9): ``rho_ohm_m`` (with ``i0_a``: the
+compliance fixes R_LRS whatever the filament's resistivity), ``g0_m``, ``gap_max_m`` and
+``l0_m`` (with ``dissolution`` and ``i0_a``), or because the sweeps barely see them:
+``ea_reset_ev`` (no effect for small changes), ``width_vel0_m_per_s``, ``width_min_m``,
+``rth_k_per_w`` (sensitivities 2.9-4.6 against 9.6-51 for the fitted ones), ``gamma0``,
+``beta``, ``tox_m`` and ``a0_m`` (they move the threshold as ``f_min_v_per_m`` does). Two are
+visible but left fixed: ``vel0_m_per_s`` (the few points where the gap is still closing)
+and ``ei_ev`` (the width growth: it moves V_reset and the low-resistance state); a spread of
+theirs in real devices ends up in the fitted parameters.
 
-Each cycle is simulated after one warm-up cycle with the same parameters, on the measured
-voltage sequence, with an ideal compliance at the measured I_CC. All candidate parameter
-vectors of all cycles that share a voltage sequence run in one batch.
+A chain is simulated from a fresh high-resistance state through one unrecorded warm-up cycle
+(its own free parameters: what came before the first recorded cycle is not known) and then its
+cycles, on the measured voltage sequence, with an ideal compliance at the measured I_CC. The
+threshold scan runs all chains x candidates in one batch; the least squares runs chain by
+chain, each Jacobian (all cycles x parameters perturbed) as one batch.
 """
 
 from __future__ import annotations
@@ -67,9 +75,11 @@ class FitOptions:
     base: DeviceParams = FILAMENT  # starting point, and the value of every parameter not fitted
     current_floor_a: float = 1e-10  # |I| below this is the instrument's noise: clamped to it
     sweep_rate_v_per_s: float = 1e4  # for sweeps without a time column
-    rounds: int = 2  # threshold scan + least squares, repeated
-    max_nfev: int = 25  # least-squares evaluations per round
+    rounds: int = 3  # threshold scan + least squares, repeated
+    max_nfev: int = 60  # least-squares evaluations per chain and round
     mask_points: int = 2  # points left out on each side of a switching event
+    tolerance: float = 1e-8  # least squares ftol, xtol and gtol
+    loss: str = "linear"  # least squares loss (scipy names); linear recovered i0_a best
     bound_ln: float = 2.5  # fitted values stay within base * exp(+-bound_ln)
     c2c_rho: float = 0.7  # AR(1) correlation over cycles (not estimable from a few cycles)
     read_noise_sigma: float = 0.02  # the simulator's read noise (hidden in instrument noise)
@@ -80,7 +90,7 @@ class FitOptions:
         if not self.base.has_filament:
             raise ConfigError(f"fitting needs a gap + filament parameter set as the base "
                               f"(e.g. filament), got {self.base.name}")
-        for name in ("current_floor_a", "sweep_rate_v_per_s", "bound_ln"):
+        for name in ("current_floor_a", "sweep_rate_v_per_s", "bound_ln", "tolerance"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"fit {name} must be a positive number, got {value!r}")
@@ -90,6 +100,9 @@ class FitOptions:
             if not (isinstance(value, int) and low <= value <= high):
                 raise ConfigError(f"fit {name} must be an integer in [{low}, {high}], "
                                   f"got {value!r}")
+        if self.loss not in ("linear", "soft_l1", "huber", "cauchy", "arctan"):
+            raise ConfigError(f"fit loss must be linear, soft_l1, huber, cauchy or arctan, "
+                              f"got {self.loss!r}")
         if not 0 <= self.c2c_rho < 1:
             raise ConfigError(f"fit c2c_rho must lie in [0, 1), got {self.c2c_rho}")
         return self
@@ -110,6 +123,8 @@ class PreparedSweep:
     weight: np.ndarray  # 1 where the point enters the least squares, 0 where left out
     v_set_v: float
     step_v: float
+    set_index: int  # where the SET jump and the RESET peak are, in measurement order
+    reset_index: int
 
 
 def _cycle_number(cycle: int | str | None, fallback: int) -> int:
@@ -152,7 +167,8 @@ def prepare_sweeps(sweeps: Sequence[MeasuredSweep], opts: FitOptions
             continue
         log_i = np.log10(np.maximum(np.abs(i), opts.current_floor_a))
         weight = np.ones_like(v)
-        for event in (_set_index(v, feats.v_set_v), _reset_index(v, log_i)):
+        events = (_set_index(v, feats.v_set_v), _reset_index(v, log_i))
+        for event in events:
             weight[max(0, event - opts.mask_points):event + opts.mask_points + 2] = 0.0
         steps = np.abs(np.diff(v))
         device = sweep.device or Path(sweep.source).stem or f"device{k}"
@@ -160,7 +176,8 @@ def prepare_sweeps(sweeps: Sequence[MeasuredSweep], opts: FitOptions
             source=sweep.source, device=device, chain=f"{device}@{sweep.compliance_a:.6g}",
             cycle=_cycle_number(sweep.cycle, k), icc_a=float(sweep.compliance_a), volts=v,
             dt_s=dt, log_i=log_i, weight=weight, v_set_v=float(feats.v_set_v),
-            step_v=float(np.median(steps[steps > 0]))))
+            step_v=float(np.median(steps[steps > 0])), set_index=events[0],
+            reset_index=events[1]))
     return prepared, skipped
 
 
@@ -247,6 +264,7 @@ class _Batch:
     theta: np.ndarray  # [chains, 1 + cycles, len(FIT_PARAMS)] natural log; 0: the warm-up
     fit_var: np.ndarray  # same shape: variance of each estimate (log)
     rms: np.ndarray  # [chains, cycles] residual RMS (log10 |I|, points that enter the fit)
+    unconverged: int = 0  # least-squares problems stopped by max_nfev
 
     def at(self, c: int, k: int) -> PreparedSweep:
         return self.sweeps[self.index[c, k]]
@@ -262,7 +280,7 @@ class _Batch:
     def chain(self, c: int) -> _Batch:
         """One chain as a batch of its own (a view: estimates are written back)."""
         return _Batch(self.sweeps, self.index[c:c + 1], self.theta[c:c + 1],
-                      self.fit_var[c:c + 1], self.rms[c:c + 1])
+                      self.fit_var[c:c + 1], self.rms[c:c + 1].copy())
 
     def stack(self, name: str) -> np.ndarray:
         return np.stack([[getattr(self.at(c, k), name) for k in range(self.index.shape[1])]
@@ -322,11 +340,11 @@ def _fit_smooth(batch: _Batch, opts: FitOptions) -> None:
     does not hold back the others (a joint problem converged visibly worse)."""
     for c in range(batch.index.shape[0]):
         one = batch.chain(c)
-        _fit_smooth_joint(one, opts)
+        batch.unconverged += not _fit_smooth_joint(one, opts)
         batch.rms[c] = one.rms[0]
 
 
-def _fit_smooth_joint(batch: _Batch, opts: FitOptions, step: float = 0.02) -> None:
+def _fit_smooth_joint(batch: _Batch, opts: FitOptions, step: float = 0.02) -> bool:
     """Least squares on log10 |I| for the smooth parameters of every cycle of every chain at
     once (the warm-up cycle's too). A cycle's parameters shape its own sweep and, through the
     state it leaves, the later cycles of its chain: the Jacobian is block lower-triangular per
@@ -376,8 +394,9 @@ def _fit_smooth_joint(batch: _Batch, opts: FitOptions, step: float = 0.02) -> No
     centre = np.tile(_base_log(opts)[cols], n * slots)
     result = least_squares(fun, batch.theta[:, :, cols].ravel(), jac=jac,
                            bounds=(centre - opts.bound_ln, centre + opts.bound_ln),
-                           method="trf", loss="soft_l1", f_scale=0.05, x_scale="jac",
-                           max_nfev=opts.max_nfev, tr_solver="lsmr")
+                           method="trf", loss=opts.loss, f_scale=0.05, x_scale="jac",
+                           max_nfev=opts.max_nfev, tr_solver="lsmr", ftol=opts.tolerance,
+                           xtol=opts.tolerance, gtol=opts.tolerance)
     batch.theta[:, :, cols] = result.x.reshape(n, slots, q)
     r = result.fun.reshape(n, cycles, points)
     used = weight.sum(-1)
@@ -392,6 +411,7 @@ def _fit_smooth_joint(batch: _Batch, opts: FitOptions, step: float = 0.02) -> No
         except np.linalg.LinAlgError:
             var = np.full(per_chain, np.inf)
         batch.fit_var[c][:, cols] = np.clip(var, 0.0, None).reshape(slots, q)
+    return bool(result.status > 0)  # 0: stopped at max_nfev
 
 
 @dataclass(frozen=True)
@@ -404,6 +424,7 @@ class FitResult:
     sigmas: dict[str, dict[str, float]]
     skipped: list[str]
     options: FitOptions = field(repr=False)
+    unconverged: int = 0  # chain fits (x rounds) stopped by max_nfev rather than converging
     simulated: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     prepared: list[PreparedSweep] = field(default_factory=list, repr=False)
 
@@ -419,6 +440,7 @@ def fit_sweeps(sweeps: Sequence[MeasuredSweep], options: FitOptions | None = Non
     fit_var = np.zeros_like(theta)
     rms = np.zeros(len(prepared))
     simulated: dict[int, np.ndarray] = {}
+    unconverged = 0
     with torch.inference_mode():
         for chains in _chains(prepared):
             index = np.array(chains)
@@ -428,6 +450,7 @@ def fit_sweeps(sweeps: Sequence[MeasuredSweep], options: FitOptions | None = Non
             for r in range(opts.rounds):
                 _fit_threshold(batch, opts, 0.5 / 3 ** r, 21)
                 _fit_smooth(batch, opts)
+            unconverged += batch.unconverged
             final = _simulate(batch, batch.theta, batch.icc, opts)
             for c, k in np.ndindex(index.shape):
                 at = index[c, k]
@@ -439,7 +462,8 @@ def fit_sweeps(sweeps: Sequence[MeasuredSweep], options: FitOptions | None = Non
                "params": {p: float(np.exp(theta[k, j])) for j, p in enumerate(FIT_PARAMS)},
                "residual_rms_log10": float(rms[k])} for k, s in enumerate(prepared)]
     param_set = build_param_set(devices, sigmas, opts, len(prepared))
-    return FitResult(param_set, cycles, devices, sigmas, skipped, opts, simulated, prepared)
+    return FitResult(param_set, cycles, devices, sigmas, skipped, opts, unconverged, simulated,
+                     prepared)
 
 
 def _pair_correlation(cycles: Sequence[tuple[str, int]], rho: float) -> float:

@@ -59,7 +59,7 @@ def read_measured(files: Sequence[Path], format: str = "auto") -> list:
 
 
 def fit_command(paths: Sequence[Path], out: Path, *, base: str = "filament",
-                sweep_rate: float = 1e4, current_floor: float = 1e-10, rounds: int = 2,
+                sweep_rate: float = 1e4, current_floor: float = 1e-10, rounds: int = 3,
                 format: str = "auto") -> dict:
     from birram.rram.fit import FitOptions, fit_sweeps
     from birram.rram.fit_report import write_fit_outputs
@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
                                          "column."),
         current_floor: float = typer.Option(1e-10, help="Instrument current floor (A): smaller "
                                             "|I| counts as noise."),
-        rounds: int = typer.Option(2, help="Fitting rounds (threshold scan + least squares)."),
+        rounds: int = typer.Option(3, help="Fitting rounds (threshold scan + least squares)."),
         format: str = typer.Option("auto", help="auto, table, easyexpert or keithley."),
         wordline: Path = typer.Option(None, help="Fit the access transistor of 1T1R cells "
                                       "instead: a table of word-line voltage and resistance "

@@ -30,6 +30,7 @@ def fit_summary(result: FitResult, seconds: float) -> dict[str, Any]:
         "devices": result.devices,
         "cycles": result.cycles,
         "skipped": result.skipped,
+        "chain_fits_stopped_at_max_nfev": result.unconverged,
         "median_residual_rms_log10": float(np.median(rms)),
         "options": {"current_floor_a": opts.current_floor_a,
                     "sweep_rate_v_per_s": opts.sweep_rate_v_per_s, "rounds": opts.rounds,

@@ -48,7 +48,7 @@ def test_round_trip_through_instrument_files(tmp_path):
     campaign = simulate_campaign(3, (1e-5, 1e-3), 2, seed=3)
     sweeps = read_sweep_files(write_campaign(campaign, tmp_path))
     assert len(sweeps) == 3 * 2 * 2 and all(s.compliance_a for s in sweeps)
-    result = fit_sweeps(sweeps)
+    result = fit_sweeps(sweeps, FitOptions(rounds=2, max_nfev=25))  # quick settings
     for name in FIT_PARAMS:
         truth = np.array([campaign.true_log[name][d].mean() for d in range(3)])
         fitted = np.log([result.devices[n][name] for n in campaign.device_names])

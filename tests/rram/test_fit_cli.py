@@ -80,3 +80,16 @@ def test_generator_adds_noise_floor_quantisation_and_clipping(tmp_path):
     assert all(s.device == "D01" and s.compliance_a == 1e-4 for s in sweeps)
     assert np.allclose(sweeps[1].current_a, read[1], rtol=1e-4, atol=1e-15)
     assert sum(p.stat().st_size for p in paths) < 60_000
+
+
+def test_shipped_examples_are_what_the_generator_writes(tmp_path):
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "examples" / "measured"
+    result = CliRunner().invoke(_app(), ["fit-example", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in shipped.glob("*.csv"))
+    assert names == sorted(p.name for p in tmp_path.glob("*.csv")) and len(names) == 12
+    for name in names:
+        assert (shipped / name).read_bytes() == (tmp_path / name).read_bytes(), name
+    assert sum((shipped / n).stat().st_size for n in names) < 1_000_000

@@ -65,10 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=FitOptions.rounds)
     ap.add_argument("--max-nfev", type=int, default=FitOptions.max_nfev)
+    ap.add_argument("--no-match-reset", action="store_true",
+                    help="leave i0_a to least squares alone (no V_reset scan)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    options = FitOptions(rounds=args.rounds, max_nfev=args.max_nfev)
+    options = FitOptions(rounds=args.rounds, max_nfev=args.max_nfev,
+                         match_reset=not args.no_match_reset)
     report = round_trip(args.devices, args.cycles, [float(x) for x in args.levels.split(",")],
                         args.seed, options)
     print(f"{report['sweeps']} sweeps ({args.devices} devices x {len(report['levels_a'])} levels "

@@ -13,25 +13,26 @@ What is fitted, and why only that (identifiability of the ``filament`` set under
 ``docs/fitting.md``):
 
 - ``f_min_v_per_m``, the field threshold, sets both switching voltages (x0.74 -> x1.35 moves
-  V_set 0.64 -> 0.95 V and V_reset -0.66 -> -1.01 V at 100 uA). Log current is a step function
+  V_set 0.56 -> 0.91 V and V_reset -0.28 -> -0.47 V at 100 uA). Log current is a step function
   of it (a switch lands on one voltage of the grid or the next), so it is fitted apart, by
   matching the measured V_set with a batched scan (all chains x candidates in one simulation).
 - ``i0_a`` (current scale), ``v0_v`` (I-V nonlinearity) and ``dissolution`` (how far RESET
   thins the filament: the high-resistance state and its dependence on I_CC) change log10 |I|
   smoothly in both states, and no two of them move it alike: they are fitted by
   ``scipy.optimize.least_squares`` on log10 |I|, with the points at the two switching events
-  left out.
+  left out. ``i0_a`` also moves V_reset (x0.74 -> x1.35: -0.32 -> -0.37 V), which the least
+  squares cannot see (a step function again): each round first scans it to match the measured
+  V_reset, as for the threshold.
 
-Held at the base set's values, because their effect is (anti)parallel to that of a fitted
-parameter (|correlation of the sensitivities| > 0.9): ``rho_ohm_m`` (with ``i0_a``: the
-compliance fixes R_LRS whatever the filament's resistivity), ``g0_m``, ``gap_max_m`` and
-``l0_m`` (with ``dissolution`` and ``i0_a``), or because the sweeps barely see them:
-``ea_reset_ev`` (no effect for small changes), ``width_vel0_m_per_s``, ``width_min_m``,
-``rth_k_per_w`` (sensitivities 2.9-4.6 against 9.6-51 for the fitted ones), ``gamma0``,
-``beta``, ``tox_m`` and ``a0_m`` (they move the threshold as ``f_min_v_per_m`` does). Two are
-visible but left fixed: ``vel0_m_per_s`` (the few points where the gap is still closing)
-and ``ei_ev`` (the width growth: it moves V_reset and the low-resistance state); a spread of
-theirs in real devices ends up in the fitted parameters.
+Held at the base set's values: ``rho_ohm_m`` (its effect is parallel to ``i0_a``'s, r = 0.97:
+the compliance fixes R_LRS whatever the resistivity), ``g0_m`` (parallel to ``dissolution``'s,
+r = -0.96), ``width_vel0_m_per_s`` and ``ei_ev`` (parallel to each other, r = -0.94),
+``width_min_m`` and ``rth_k_per_w`` (weak: sensitivities 5.8 and 4.9 against 13-26 for the
+fitted ones), ``gap_max_m``, ``gamma0``, ``beta``, ``tox_m`` and ``a0_m`` (they set the
+threshold through the field enhancement, which ``f_min_v_per_m`` already fits, and
+``gap_max_m`` the high-resistance current with ``i0_a``). Visible but left fixed:
+``vel0_m_per_s``, ``ea_reset_ev``, ``l0_m`` and ``ei_ev``; a spread of theirs in real devices
+ends up in the fitted parameters.
 
 A chain is simulated from a fresh high-resistance state through one unrecorded warm-up cycle
 (its own free parameters: what came before the first recorded cycle is not known) and then its
@@ -79,6 +80,7 @@ class FitOptions:
     max_nfev: int = 60  # least-squares evaluations per chain and round
     mask_points: int = 2  # points left out on each side of a switching event
     tolerance: float = 1e-8  # least squares ftol, xtol and gtol
+    match_reset: bool = True  # start each round's i0_a where the simulated V_reset matches
     loss: str = "linear"  # least squares loss (scipy names); linear recovered i0_a best
     bound_ln: float = 2.5  # fitted values stay within base * exp(+-bound_ln)
     c2c_rho: float = 0.7  # AR(1) correlation over cycles (not estimable from a few cycles)
@@ -292,32 +294,51 @@ def _simulate(batch: _Batch, theta: np.ndarray, icc: np.ndarray, opts: FitOption
                                 opts.current_floor_a, opts.threads)
 
 
-def _fit_threshold(batch: _Batch, opts: FitOptions, half_width: float, points: int) -> None:
-    """Scan ``f_min`` of each cycle in turn (earlier cycles at their estimates); keep the
-    middle of the range whose simulated V_set equals the measured one."""
-    j = FIT_PARAMS.index(THRESHOLD_PARAM)
+def simulated_reset_voltage(volts: np.ndarray, log_i: np.ndarray) -> np.ndarray:
+    """V_reset of each row: the voltage of the largest |I| on the RESET half."""
+    return volts[np.argmax(np.where(volts < 0, log_i, -np.inf), axis=-1)]
+
+
+def _switch_feature(feature: str, volts: np.ndarray, log_i: np.ndarray) -> np.ndarray:
+    """V_set, or |V_reset|: both rise with the parameter scanned for them."""
+    if feature == "v_set":
+        return simulated_set_voltage(volts, log_i)
+    return -simulated_reset_voltage(volts, log_i)
+
+
+def _measured_feature(feature: str, sweep: PreparedSweep) -> float:
+    return sweep.v_set_v if feature == "v_set" else -float(sweep.volts[sweep.reset_index])
+
+
+def _fit_threshold(batch: _Batch, opts: FitOptions, half_width: float, points: int,
+                   param: str = THRESHOLD_PARAM, feature: str = "v_set") -> None:
+    """Scan ``param`` of each cycle in turn (earlier cycles at their estimates); keep the
+    middle of the range whose simulated ``feature`` (V_set, or |V_reset| for the current
+    scale) equals the measured one."""
+    j = FIT_PARAMS.index(param)
     n, cycles = batch.index.shape
     offsets = np.linspace(-half_width, half_width, points)
     spacing = offsets[1] - offsets[0]
     for k in range(cycles):
         cand = np.repeat(batch.theta[:, :k + 2], points, axis=0)
         cand[:, k + 1, j] += np.tile(offsets, n)
-        if k == 0:  # the warm-up cycle shares the first cycle's threshold
+        if k == 0:  # the warm-up cycle shares the first cycle's value
             cand[:, 0, j] = cand[:, 1, j]
         log_i = _simulate(batch, cand, np.repeat(batch.icc, points), opts)[:, k]
-        v_set = simulated_set_voltage(batch.volts, log_i).reshape(n, points)
+        simulated = _switch_feature(feature, batch.volts, log_i).reshape(n, points)
         for c in range(n):
             sweep = batch.at(c, k)
+            target = _measured_feature(feature, sweep)
             x = batch.theta[c, k + 1, j] + offsets
-            y = np.maximum.accumulate(v_set[c])  # V_set rises with the threshold
-            hit = np.abs(y - sweep.v_set_v) < 0.25 * sweep.step_v
+            y = np.maximum.accumulate(simulated[c])
+            hit = np.abs(y - target) < 0.25 * sweep.step_v
             if hit.any():
                 lo, hi = x[hit].min() - 0.5 * spacing, x[hit].max() + 0.5 * spacing
             else:
-                m = int(np.searchsorted(y, sweep.v_set_v))
+                m = int(np.searchsorted(y, target))
                 lo = hi = x[0] if m == 0 else x[-1] if m == points else None
                 if lo is None:
-                    frac = (sweep.v_set_v - y[m - 1]) / max(y[m] - y[m - 1], 1e-12)
+                    frac = (target - y[m - 1]) / max(y[m] - y[m - 1], 1e-12)
                     lo = hi = x[m - 1] + frac * (x[m] - x[m - 1])
                     lo, hi = lo - 0.5 * spacing, hi + 0.5 * spacing
             batch.theta[c, k + 1, j] = 0.5 * (lo + hi)
@@ -449,6 +470,8 @@ def fit_sweeps(sweeps: Sequence[MeasuredSweep], options: FitOptions | None = Non
                            np.zeros(shape), np.zeros(index.shape))
             for r in range(opts.rounds):
                 _fit_threshold(batch, opts, 0.5 / 3 ** r, 21)
+                if opts.match_reset:
+                    _fit_threshold(batch, opts, 0.5 / 3 ** r, 21, "i0_a", "v_reset")
                 _fit_smooth(batch, opts)
             unconverged += batch.unconverged
             final = _simulate(batch, batch.theta, batch.icc, opts)

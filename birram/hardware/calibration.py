@@ -8,12 +8,14 @@ Waveform. Pulses, not the dataset's DC sweeps: an array is written with pulses, 
 time and energy should be those of a pulse. Measured with the ``FILAMENT`` set (1,000 devices
 per compliance, from a RESET state, ideal compliance): a SET pulse of +1.5 V with 10 ns edges
 reaches the compliance current in 100 % of devices for a 1 us plateau at variability scales 1
-and 2 (1 uA, 10 uA, 100 uA), and in 99.9 % at scale 2 and 100 uA for a 100 ns plateau; a RESET
+and 2 (1 uA, 10 uA, 100 uA), and in 99.4 % at scale 2 and 100 uA for a 100 ns plateau; a RESET
 pulse of -1.6 V opens the gap fully in 100 % of devices already at 100 ns. So the defaults are
 SET +1.5 V for 1 us and RESET -1.6 V for 100 ns. With them the read conductance at 0.1 V grows
-linearly with the compliance, ``G ~ I_CC / 0.86 V`` from 1 uA to 200 uA (the slower DC sweep
-grows the filament further, ``G ~ I_CC / 0.4 V``), so evenly spaced levels need about evenly
-spaced compliance currents.
+about linearly with the compliance, ``G ~ I_CC / 0.85-0.98 V`` from 10 uA to 200 uA for a cell
+whose earlier state had the same compliance (the slower DC sweep grows the filament further,
+``G ~ I_CC / 0.3-0.4 V``), so evenly spaced levels need about evenly spaced compliance
+currents. Below that the filament left by earlier states adds conductance (``I_CC / G`` = 0.76 V
+at 3 uA, 0.54 V at 1 uA), the more so the larger those states were.
 
 History. What a RESET leaves depends on the filament it dissolves (about a third of the excess
 width survives a full gap opening), so each simulated cell first holds an earlier programmed
@@ -29,10 +31,12 @@ Write energy is ``sum_k V_k I_k dt_k`` over the simulated RESET and SET pulses, 
 applied voltage: the energy the driver delivers, including what the compliance element burns.
 
 Measured with the defaults (16 levels, 1,000 cells per level, variability scale 1, seed 0):
-level 0 at 0.10 uS, levels 1-15 from 6.85 uS (I_CC 6.3 uA) to 102.7 uS (100 uA) in steps of
-6.84 uS that stay within 8.3 % of each other; the spread of a SET level is about 8 % of its mean
-(0.54 uS at level 1, 8.7 uS at level 15, i.e. 0.08 to 1.27 level spacings); the write energy
-rises from 0.8 pJ (level 0, RESET only) through 10.3 pJ (level 1) to 150.5 pJ (level 15). The
+level 0 at 0.11 uS, levels 1-15 from 7.83 uS (I_CC 3.2 uA) to 102.7 uS (100 uA) in steps of
+6.78 uS that stay within 14 % of each other; the spread of a SET level is about 8.5 % of its
+mean from level 3 up, 28 % at level 1 and 19 % at level 2, where the filament left by the cell's
+earlier state decides more of the conductance (2.2 uS at level 1, 8.7 uS at level 15, i.e. 0.32
+to 1.27 level spacings); the write energy rises from 0.2 pJ (level 0, RESET only) through
+5.0 pJ (level 1) to 150.0 pJ (level 15). The
 whole calibration takes about 1 s on 2 CPU cores with the compiled integrator.
 """
 

@@ -1,10 +1,11 @@
 """Retention: how a programmed filament's conductance moves with time and temperature.
 
-What the device model itself says. The gap moves only when ``gamma |Vg| >= F_min tox`` (about
-0.64-0.70 V for ``FILAMENT``), so at zero bias and at a 0.1 V read the gap rate is exactly zero;
-the radial growth rate carries a factor ``1 - exp(-2 u)`` with ``u ~ V``, so it is zero at zero
-bias too, and lateral dissolution acts only while the gap opens. A stored cell (unbiased between
-reads) therefore never drifts in the switching model. Under a continuous 0.1 V bias, instead, the
+What the device model itself says. The gap moves only when ``gamma |Vg| >= F_min tox`` (from
+0.26 V at a closed gap to 0.66 V at the open gap for ``FILAMENT``), so at zero bias and at a
+0.1 V read the gap rate is exactly zero; the radial growth rate carries a factor
+``1 - exp(-2 u)`` with ``u ~ V``, so it is zero at zero bias too, and lateral dissolution acts
+only while the gap opens. A stored cell (unbiased between reads) therefore never drifts in the
+switching model. Under a continuous 0.1 V bias, instead, the
 growth law (``Ei = 0.5 eV``, fitted to sub-microsecond SET kinetics) widens a closed filament at
 0.24 um/s at 25 C and 5.0 um/s at 85 C: a read-disturb figure for continuous bias, which says the
 fitted growth law is not meant for second-to-year times, not a retention law. ``model_rates``
@@ -33,7 +34,7 @@ device's own conduction law at the level's mean gap and the shrinking width, in 
 closed form and exactly monotone in ``w``. At a fixed gap every term scales as ``1/w^2``, so it
 equals the ratio of the read currents at 0.1 V (measured: to 1e-14 of the loss). The ratio is
 applied to every cell of the level, so each keeps its programmed deviation. Thin filaments lose
-a larger fraction than thick ones (default 16 levels, 10 years at 85 C: 33 % at level 1,
+a larger fraction than thick ones (default 16 levels, 10 years at 85 C: 40 % at level 1,
 3.7 % at level 15; the high-resistance level 0 loses 42 %, which widens the window), as
 measured retention of low-compliance states shows. The drift is deterministic: a clock, not a
 random process.

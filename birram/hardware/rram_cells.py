@@ -7,15 +7,16 @@ the crossbar's :class:`~birram.hardware.cells.CellModel` questions from that tab
 
 - ``program``: each cell gets the conductance of a randomly chosen simulated cell of its level.
   Resampling the simulated cells keeps the shape of each distribution as the simulator made it
-  (level 0 is skewed, sigma of ln G about 0.5; the SET levels have a coefficient of variation
-  near 8 % at variability scale 1) instead of forcing a log-normal onto it; with 1,000 cells
-  per level the table resolves quantiles to about 3 % of its spread.
+  (level 0 is skewed, sigma of ln G about 0.6; the SET levels have a coefficient of variation
+  near 8.5 % at variability scale 1 from level 3 up, 28 % and 19 % at levels 1 and 2) instead
+  of forcing a log-normal onto it; with 1,000 cells per level the table resolves quantiles to
+  about 3 % of its spread.
 - ``drift``: the retention law of ``retention.py`` (zero-bias lateral out-diffusion, Arrhenius).
 - ``write_energy``: the mean simulated energy of the level's pulses.
 
 ``write_verify`` programs, reads and re-programs the cells that miss their level. With the
 default 16-level table and a tolerance of 0.5 level spacings (at most 10 attempts) the spread of
-the top level falls from 1.27 to 0.49 spacings for 6.7 pulses per cell on average (2.0 at
+the top level falls from 1.27 to 0.49 spacings for 6.7 pulses per cell on average (2.2 at
 level 1); 99.5 % of cells verify.
 """
 

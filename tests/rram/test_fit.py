@@ -101,3 +101,19 @@ def test_parameter_file_validation(tmp_path):
     assert loaded.params.i0_a == 2e-4 and dict(loaded.variability.d2d) == {"i0_a": 0.2}
     with pytest.raises(ConfigError, match="cannot read"):
         load_param_set(tmp_path / "missing.json")
+
+
+def test_estimates_stay_within_the_bounds():
+    truth = FILAMENT.with_(i0_a=FILAMENT.i0_a * 2.0, v0_v=FILAMENT.v0_v * 0.7)
+    campaign = simulate_campaign(1, (1e-4,), 1, params=truth, variability=Variability.none(),
+                                 instrument=EXACT)
+    bound = 0.1
+    result = fit_sweeps(_sweeps(campaign), FitOptions(bound_ln=bound, rounds=1, max_nfev=5))
+    for name in FIT_PARAMS:
+        ratio = np.log(result.cycles[0]["params"][name] / getattr(FILAMENT, name))
+        assert abs(ratio) <= bound + 1e-9, name
+    assert result.cycles[0]["params"]["i0_a"] > FILAMENT.i0_a * 1.09  # pushed to the bound
+    with pytest.raises(ConfigError, match="bound_ln"):
+        FitOptions(bound_ln=0.0).validated()
+    with pytest.raises(ConfigError, match="loss"):
+        FitOptions(loss="square").validated()

@@ -89,13 +89,12 @@ def run_cell(cfg: RunConfig, method: str, seed: int, seed_dir: str, data: Any) -
     """One cell, inside a Ray worker: the same path as one (method, seed) of ``compare``."""
     import torch
 
-    from birram.data.registry import build_protocol
-    from birram.run import load_extractor, run_method_seed
+    from birram.run import prepare_experiment, run_method_seed
 
     torch.set_num_threads(cfg.train.threads or 1)
-    protocol = build_protocol(cfg.data, cfg.scenario, data, permutation_seed=seed)
-    return run_method_seed(cfg, method, seed, protocol, Path(seed_dir), resume=True,
-                           extractor=load_extractor(cfg))
+    inputs = prepare_experiment(cfg.model_copy(update={"seeds": [seed]}), data)
+    return run_method_seed(cfg, method, seed, inputs.protocols[seed], Path(seed_dir),
+                           resume=True, extractor=inputs.extractor)
 
 
 def check_sweep_dir(out: Path, record: dict[str, Any], resume: bool) -> None:

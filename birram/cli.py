@@ -89,6 +89,7 @@ def overrides(**options: Any) -> dict[str, Any]:
         "threads": ("train", "threads"),
         "scenario": ("scenario",), "methods": ("methods",), "seeds": ("seeds",),
         "name": ("name",), "export": ("export",),
+        "export_formats": ("export_formats",),
         "chip": ("hardware", "chip"), "chip_mode": ("hardware", "mode"),
         "chips": ("hardware", "chips"),
     }

@@ -49,7 +49,9 @@ ThreadsOpt = typer.Option(None, "--threads", min=1,
 OutOpt = typer.Option(None, "--out", "-o", help="Run directory (default: runs/NAME-...).")
 ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run in --out.")
 ExportOpt = typer.Option(None, "--export/--no-export",
-                         help="Also write model.pt2 (torch.export) for edge runtimes.")
+                         help="Also write each trained model for edge runtimes: model.pt2 "
+                         "(torch.export), model.onnx and model.int8.onnx (pip install "
+                         "birram[export]), checked in export.json; export_formats chooses.")
 SetOpt = typer.Option([], "--set", help="Any setting, e.g. method.si_c=0.1 (repeatable).")
 ChipOpt = typer.Option(None, "--chip", help="Put the weights on a simulated chip (see "
                        "`birram chips`), e.g. rram-4bit.")

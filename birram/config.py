@@ -163,7 +163,11 @@ class RunConfig(Strict):
     target: Literal["class", "log10-icc"] = "class"
     methods: list[str] = Field(default_factory=lambda: ["none"], min_length=1, max_length=100)
     seeds: list[int] = Field(default_factory=lambda: [1], min_length=1, max_length=1000)
-    export: bool = False  # write model.pt2 (torch.export) of each trained model for edge runtimes
+    # Write each trained model for edge runtimes (birram.export), in these formats: pt2
+    # (model.pt2, torch.export) and onnx (model.onnx and model.int8.onnx; birram[export]).
+    export: bool = False
+    export_formats: list[Literal["pt2", "onnx"]] = Field(
+        default_factory=lambda: ["pt2", "onnx"], min_length=1, max_length=2)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)

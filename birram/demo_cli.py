@@ -39,7 +39,9 @@ def register(app: typer.Typer) -> None:
         if view == "trace" and not quick:
             preset, view = "rram-demo-trace", None  # the preset sizes the network for traces
         cfg = build(preset, [], seeds=parse_list(seeds, int, "--seeds"), view=view,
-                    device=device, export=True, chip=None if chip == "none" else chip,
+                    # model.pt2 of every learner; ONNX (and its int8 check) is for --export
+                    device=device, export=True, export_formats=["pt2"],
+                    chip=None if chip == "none" else chip,
                     chip_mode=chip_mode, chips=chips)
         if order == "decreasing":
             levels = int(cfg.data.rram.get("n_levels", 10))

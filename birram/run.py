@@ -148,9 +148,9 @@ def run_seed(
     files.append(MODEL_FILE)  # sealed too: a chip sweep reads it back
     # A hardware-aware model holds crossbar layers; program-after-task trains a digital one.
     if cfg.export and (cfg.hardware is None or cfg.hardware.mode == "program-after-task"):
-        from birram.export import export_model
+        from birram.export import export_all
 
-        export_model(method, ctx, run_dir / "model.pt2")
+        export_all(method, ctx, run_dir, cfg.export_formats)
     rundir.seal(run_dir, files)
     checkpoint_path.unlink(missing_ok=True)
     if tracker is not None:
@@ -323,6 +323,10 @@ def check_run(cfg: RunConfig) -> None:
     if cfg.target != "class" and cfg.scenario == "task":
         raise ConfigError(f"target {cfg.target} is one output shared by every task; use "
                           "scenario class or domain (they coincide here), not task")
+    if cfg.export:
+        from birram.export import check_formats
+
+        check_formats(cfg.export_formats)
 
 
 def seed_dirs(cfg: RunConfig, seed_dir: Path) -> list[tuple[int, Path]]:

@@ -18,6 +18,7 @@ def test_rram_comparison_writes_report_and_replay_samples(tmp_path, monkeypatch)
         "compare", "--protocol", "rram-compliance", "--n-tasks", "2", "--methods",
         "none,bir,joint", "--seeds", "1", "--iters", "30", "--hidden", "32,32", "--threads", "1",
         "--set", f"data.rram={TINY_RRAM}", "--set", "method.z_dim=4", "--export",
+        "--set", 'export_formats=["pt2"]',  # ONNX export: tests/test_export.py
         "--out", str(out)])
     assert result.exit_code == 0, result.output
     for name in ["report.md", "report.html", "results.md", "accuracy_curve.png", "summary.json",

@@ -6,7 +6,7 @@ import types
 
 import numpy as np
 import pytest
-from conftest import blobs
+from tests.conftest import blobs
 
 from birram.config import build_config
 from birram.errors import ConfigError

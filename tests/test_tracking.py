@@ -6,11 +6,11 @@ import types
 
 import numpy as np
 import pytest
-from tests.conftest import blobs
 
 from birram.config import build_config
 from birram.errors import ConfigError
 from birram.run import run_experiment
+from tests.conftest import blobs
 
 
 def tracked_config(backend: str, **track):

@@ -4,7 +4,6 @@ import json
 import sys
 
 import pytest
-from conftest import blobs
 from typer.testing import CliRunner
 
 from birram.cli import app
@@ -12,6 +11,7 @@ from birram.config import build_config
 from birram.errors import ConfigError
 from birram.run import run_method_seed
 from birram.tune import PruneAfterTask, TuneSpec, check_seeds, parse_param, run_tune
+from tests.conftest import blobs
 
 runner = CliRunner()
 TINY_RRAM = {"n_levels": 4, "n_train_devices": 6, "n_test_devices": 2, "cycles": 1,

@@ -148,6 +148,7 @@ def save_checkpoint(path: Path, method: Method, ctx: Context, state: RunState) -
         "method": method.state_dict(),
         "records": [vars(rec) for rec in state.records],
         "random_init": state.random_init_accuracies,
+        "stream_seen": {"outputs": state.stream_seen_outputs, "tasks": state.stream_seen_tasks},
         "generator": ctx.generator.get_state(),
         "torch_rng": torch.get_rng_state(),
     })
@@ -178,4 +179,6 @@ def load_checkpoint(path: Path, method: Method, ctx: Context) -> RunState:
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
         raise DataError(f"checkpoint {path} does not fit this run ({str(err)[:200]}); "
                         f"{fix}") from None
-    return RunState(records=records, random_init_accuracies=list(payload["random_init"]))
+    seen = payload.get("stream_seen") or {}
+    return RunState(records=records, random_init_accuracies=list(payload["random_init"]),
+                    stream_seen_outputs=seen.get("outputs"), stream_seen_tasks=seen.get("tasks"))

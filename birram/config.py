@@ -30,6 +30,18 @@ class Strict(BaseModel):
 MAX_SEED = 2**32 - 1  # numpy's seed range; torch's is wider
 
 
+class StreamConfig(Strict):
+    """The protocol as one task-free stream (birram.data.stream): no boundary is told."""
+
+    # Width of the window centred on each boundary over which the next context's probability
+    # ramps from 0 to 1 (0: sharp, still untold); at most the iterations per context. The
+    # reference's --fuzziness is half of it.
+    transition_iters: int = Field(default=500, ge=0, le=1_000_000)
+    # fuzzy: contexts in task order with gradual transitions; random: every sample from a
+    # uniformly drawn context throughout. A random order of contexts: data.class_order="seeded".
+    mode: Literal["fuzzy", "random"] = "fuzzy"
+
+
 class DataConfig(Strict):
     protocol: str = "split-fashion"  # see birram.protocol_registry.PROTOCOLS
     # None: the protocol's standard number
@@ -46,6 +58,7 @@ class DataConfig(Strict):
     measured: Path | None = None
     measured_options: dict[str, Any] = Field(default_factory=dict)
     extractor: Path | None = None  # frozen pre-trained feature extractor (internal replay)
+    stream: StreamConfig | None = None  # None: tasks with boundaries told to the method
 
 
 class TrainConfig(Strict):
@@ -102,6 +115,30 @@ class MethodConfig(Strict):
     # Real-valued inputs: learn each class's per-feature output standard deviation ("learned",
     # a proper density for standardised features) or keep it at 1 (the reference's "MSE").
     gc_output_scale: Literal["learned", "unit"] = "learned"
+    # Switches that reproduce the reference code where birram differs (docs/reference_parity.md);
+    # the defaults are birram's choices.
+    # Distillation multiplied by T^2 (the BI-R paper's code); false: unscaled, as the newer code.
+    distill_t_squared: bool = True
+    # Gates (BI-R's decoder, XdG): "exact" switches off round(p n) units per context;
+    # "independent" each unit with probability p, as both reference codebases.
+    gate_draw: Literal["exact", "independent"] = "exact"
+    # BI-R + SI: SI on every VAE parameter ("all") or on the encoder and classifier only, as
+    # the paper's code; its own strength and gate proportion (None: si_c and gate_prop; the
+    # paper's CIFAR-100 values are 1e8 and 0.6).
+    bir_si_params: Literal["all", "encoder-classifier"] = "all"
+    bir_si_c: float | None = Field(default=None, ge=0)
+    bir_si_gate_prop: float | None = Field(default=None, ge=0, lt=1)
+    # Task-IL replay of RtF, DGR and LwF (unconditional): each sample scored by one previous head
+    # ("one") or by every previous head, the losses averaged ("all", as both references).
+    task_replay_heads: Literal["one", "all"] = "one"
+    # On a stream: iterations between consolidations (SI's importance update, the snapshot of
+    # the previous model and generator that replay and distillation use), the reference's
+    # --update-every.
+    consolidate_every: int = Field(default=100, ge=1, le=1_000_000)
+    # On a stream: weight of the current batch against replay. None: the share of the classes
+    # seen so far that the batch holds (class-IL; 1/t after t contexts of equal size, as with
+    # boundaries), 0.5 in task- and domain-IL; 0.5 everywhere is the reference's task-free mode.
+    stream_current_weight: float | None = Field(default=None, gt=0, le=1)
 
     @field_validator("gc_hidden")
     @classmethod

@@ -17,7 +17,9 @@ class Summary:
     average_accuracy: float  # mean over all tasks after the last task
     average_accuracy_after_each_task: list[float]  # mean over tasks 0..i after task i
     bwt: float
-    fwt: float
+    # None where it measures nothing: in class-IL a task's classes are masked until it arrives,
+    # so its accuracy just before is that of its masked outputs (zero), whatever was learned.
+    fwt: float | None
     forgetting: float
 
     def to_dict(self) -> dict:
@@ -66,14 +68,15 @@ def forgetting(r: np.ndarray) -> float:
     return float(np.mean([r[j:-1, j].max() - r[-1, j] for j in range(t - 1)]))
 
 
-def summarise(r: np.ndarray, random_init: np.ndarray) -> Summary:
+def summarise(r: np.ndarray, random_init: np.ndarray, fwt_defined: bool = True) -> Summary:
+    """The figures of ``r``; ``fwt_defined=False`` (class-IL) reports no forward transfer."""
     r = check_matrix(r)
     after_each = average_accuracy_after_each_task(r)
     return Summary(
         average_accuracy=float(after_each[-1]),
         average_accuracy_after_each_task=[float(a) for a in after_each],
         bwt=backward_transfer(r),
-        fwt=forward_transfer(r, random_init),
+        fwt=forward_transfer(r, random_init) if fwt_defined else None,
         forgetting=forgetting(r),
     )
 

@@ -8,7 +8,7 @@ hold the architecture, the weights (batch-norm statistics included) and free-for
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -34,8 +34,9 @@ def pretrain_extractor(
     seed: int = 0,
     device: str | torch.device = "cpu",
     head_hidden: tuple[int, ...] = (2000, 2000),
+    last_block: Literal["bn-relu", "linear"] = "bn-relu",
 ) -> tuple[ConvExtractor, float]:
-    """Train ``ConvExtractor(layers, channels)`` + an MLP head on ``data``.
+    """Train ``ConvExtractor(layers, channels, last_block=...)`` + an MLP head on ``data``.
 
     Returns the extractor (in eval mode) and the test accuracy of the whole classifier.
     """
@@ -45,7 +46,7 @@ def pretrain_extractor(
     device = torch.device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    extractor = ConvExtractor(data.x_train.shape[1], layers, channels)
+    extractor = ConvExtractor(data.x_train.shape[1], layers, channels, last_block=last_block)
     with torch.no_grad():
         n_feat = extractor(torch.zeros(2, *data.input_shape))[0].numel()
     net = nn.Sequential(extractor, nn.Flatten(), mlp([n_feat, *head_hidden]),

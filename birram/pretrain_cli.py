@@ -24,6 +24,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0),
         device: str = typer.Option("cpu"),
         data_dir: Path = DataDirOpt,
+        last_block: str = typer.Option(
+            "bn-relu", "--last-block",
+            help="bn-relu, or linear: end in a plain conv, as the BI-R paper's extractor."),
     ) -> None:
         """Pre-train a conv feature extractor (with batch norm) on a dataset and save it."""
         from birram.errors import ConfigError
@@ -33,6 +36,8 @@ def register(app: typer.Typer) -> None:
         if out.is_dir():
             raise ConfigError(f"--out {out} is a directory; give a file name, e.g. {out}/x.pt")
         check_writable(out.parent, "--out")
+        if last_block not in ("bn-relu", "linear"):
+            raise ConfigError(f"--last-block {last_block!r}; allowed: bn-relu, linear")
         for option, value, low, high in (("--layers", layers, 1, 12),
                                          ("--channels", channels, 1, 1024),
                                          ("--iters", iters, 1, 1_000_000),
@@ -46,8 +51,9 @@ def register(app: typer.Typer) -> None:
         data = load_source(dataset, data_dir=data_dir, seed=seed)
         module, test_accuracy = pretrain_extractor(
             data, layers=layers, channels=channels, iters=iters, batch_size=batch_size, lr=lr,
-            seed=seed, device=resolve_device(device))
+            seed=seed, device=resolve_device(device), last_block=last_block)  # type: ignore[arg-type]
         save_extractor(module, out, {"dataset": dataset, "layers": layers, "channels": channels,
-                                     "iters": iters, "test_accuracy": test_accuracy})
+                                     "last_block": last_block, "iters": iters,
+                                     "test_accuracy": test_accuracy})
         console.print(f"Extractor written to [bold]{out}[/] (test accuracy of the pre-training "
                       f"classifier: {100 * test_accuracy:.1f} %).")

@@ -49,7 +49,8 @@ def load_seed_result(run_dir: Path, n_tasks: int) -> SeedResult:
             raise ValueError(f"accuracy matrix of shape {r.shape}, expected {(n_tasks, n_tasks)}")
         if not (np.isfinite(r).all() and ((r >= 0) & (r <= 1)).all()):
             raise ValueError("accuracies outside [0, 1]")
-        m.update(summarise(r, b).to_dict())  # derived figures recomputed, never trusted
+        # Derived figures recomputed, never trusted.
+        m.update(summarise(r, b, fwt_defined=cfg["scenario"] != "class").to_dict())
         if "regression" in m:
             check_regression_metrics(m["regression"], n_tasks)
         result = SeedResult(cfg["method_name"], cfg["seed"], r, b, m, float(m["wall_seconds"]),
@@ -94,7 +95,9 @@ def summarise_experiment(cfg: RunConfig, results: list[SeedResult]) -> dict[str,
             if len(rows) > 1 else [None] * curves.shape[1],
             "bwt_mean": float(np.mean([r.metrics["bwt"] for r in rows])),
             "forgetting_mean": float(np.mean([r.metrics["forgetting"] for r in rows])),
-            "fwt_mean": float(np.mean([r.metrics["fwt"] for r in rows])),
+            # None (null) in class-IL, where forward transfer is not defined.
+            "fwt_mean": None if any(r.metrics["fwt"] is None for r in rows)
+            else float(np.mean([r.metrics["fwt"] for r in rows])),
             "wall_seconds_mean": float(np.mean([r.wall_seconds for r in rows])),
             "iterations_per_second_mean": float(np.mean([r.iterations_per_second for r in rows])),
         }

@@ -171,7 +171,7 @@ def finish_seed(cfg: RunConfig, method_name: str, seed: int, method: Method, ctx
                 state: RunState, run_dir: Path, wall: float) -> SeedResult:
     r = np.array([rec.accuracies for rec in state.records])
     b = np.array(state.random_init_accuracies)
-    summary = summarise(r, b)
+    summary = summarise(r, b, fwt_defined=ctx.protocol.scenario != "class")
     pred, truth = predictions(method, ctx)
     target = ctx.protocol.regression
     # For a regression target: confusion and per-class accuracy of the nearest levels.
@@ -316,7 +316,11 @@ def check_run(cfg: RunConfig) -> None:
 
     check_measured(cfg.data)
     check_target(cfg.data, cfg.target)
-    check_methods(cfg.methods, cfg.scenario, cfg.target)
+    check_methods(cfg.methods, cfg.scenario, cfg.target, stream=cfg.data.stream is not None)
+    if cfg.data.stream is not None:  # the window must fit the iterations per context
+        from birram.data.stream import StreamSchedule
+
+        StreamSchedule(1, cfg.train.iters, cfg.data.stream.transition_iters, cfg.data.stream.mode)
     if cfg.target != "class" and cfg.hardware is not None:
         raise ConfigError(f"target {cfg.target} runs digitally only; leave out --chip "
                           "(the chip reports score classes)")

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 from birram.data.protocols import Protocol, Task
+from birram.data.stream import StreamSampler, StreamSchedule
 from birram.errors import TrainingDiverged
-from birram.methods.base import Batch, Context, Method, TrainingSet, TrainSettings
+from birram.methods.base import Batch, Context, Method, StreamProgress, TrainingSet, TrainSettings
 from birram.metrics import mean_absolute_error, r_squared
 
 ProgressFn = Callable[[int, int, int], None]  # (task, iteration, iterations per task)
@@ -38,6 +39,9 @@ class RunState:
 
     records: list[TaskRecord] = field(default_factory=list)
     random_init_accuracies: list[float] = field(default_factory=list)
+    # On a stream: the outputs and task ids its labels have shown so far (resume needs them).
+    stream_seen_outputs: list[bool] | None = None
+    stream_seen_tasks: list[bool] | None = None
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -70,6 +74,96 @@ def predicted_values(method: Method, ctx: Context, task: Task) -> torch.Tensor:
     preds = [method.predict(ctx, task.x_test[start : start + batch])[:, 0]
              for start in range(0, task.x_test.shape[0], batch)]
     return torch.cat(preds) if preds else task.y_test.new_empty(0)
+
+
+class TaskBatches:
+    """Tasks with boundaries: the method is told each one and names its training set."""
+
+    def __init__(self, method: Method, ctx: Context) -> None:
+        self.method, self.ctx = method, ctx
+        self.data: TrainingSet | None = None
+
+    def begin(self) -> None:
+        ctx = self.ctx
+        self.method.before_task(ctx)
+        self.data = self.method.training_set(ctx)
+        self.sampler = EpochSampler(self.data.x.shape[0], ctx.settings.batch_size,
+                                    ctx.generator, ctx.device)
+
+    def next_batch(self, it: int) -> Batch:
+        assert self.data is not None
+        idx = self.sampler.next_indices()
+        task_ids = self.data.task_ids[idx]
+        return Batch(self.data.x[idx], self.data.y[idx], task_ids, self.ctx.sample_mask(task_ids))
+
+    def step_done(self, batch: Batch, it: int) -> None:
+        """Nothing between steps: tasks are consolidated at their boundary."""
+
+    def end(self) -> None:
+        assert self.data is not None
+        self.method.after_task(self.ctx, self.data)
+
+
+class UntoldStream:
+    """A task-free stream (``protocol.stream``): each task of the protocol is one context's
+    share of the stream; the method hears of no boundary, only ``start_stream`` once,
+    ``observe`` after every step and ``consolidate`` every ``method.consolidate_every`` steps."""
+
+    def __init__(self, method: Method, ctx: Context, state: RunState) -> None:
+        if not method.runs_without_boundaries:
+            from birram.methods.registry import needs_boundaries
+
+            bound = [reg.name.replace("_", "-") for reg in method.regularisers
+                     if not reg.boundary_free]
+            raise needs_boundaries(bound[0] if method.boundary_free else method.name)
+        spec = ctx.protocol.stream
+        assert spec is not None
+        p, iters = ctx.protocol, ctx.settings.iters
+        self.schedule = StreamSchedule(p.n_tasks, iters, spec.transition_iters, spec.mode)
+        self.method, self.ctx = method, ctx
+        self.x = torch.cat([t.x_train for t in p.tasks])
+        self.y = torch.cat([t.y_train for t in p.tasks])
+        self.task_ids = torch.cat([torch.full_like(t.y_train, t.index) for t in p.tasks])
+        self.sizes = [t.x_train.shape[0] for t in p.tasks]
+        fresh = state.stream_seen_outputs is None
+        outputs = torch.zeros(p.n_outputs, dtype=torch.bool) if fresh else \
+            torch.tensor(state.stream_seen_outputs, dtype=torch.bool)
+        tasks = torch.zeros(p.n_tasks, dtype=torch.bool) if fresh else \
+            torch.tensor(state.stream_seen_tasks, dtype=torch.bool)
+        ctx.stream = StreamProgress(outputs.to(ctx.device), tasks.to(ctx.device),
+                                    len(state.records) * iters)
+        self.state = state
+        if fresh:
+            method.start_stream(ctx)
+
+    def begin(self) -> None:
+        # A fresh sampler per share: a resumed run draws exactly what the uninterrupted one did.
+        self.sampler = StreamSampler(self.schedule, self.sizes, self.ctx.settings.batch_size,
+                                     self.ctx.generator,
+                                     cumulative=self.method.stream_draws_everything_seen)
+
+    def next_batch(self, it: int) -> Batch:
+        ctx = self.ctx
+        assert ctx.stream is not None
+        ctx.stream.iteration = ctx.task * ctx.settings.iters + it
+        idx, _ = self.sampler.next_indices(ctx.stream.iteration)
+        idx = idx.to(ctx.device)
+        y, task_ids = self.y[idx], self.task_ids[idx]
+        ctx.stream.seen_outputs.index_fill_(0, y, True)
+        ctx.stream.seen_tasks.index_fill_(0, task_ids, True)
+        return Batch(self.x[idx], y, task_ids, ctx.sample_mask(task_ids))
+
+    def step_done(self, batch: Batch, it: int) -> None:
+        assert self.ctx.stream is not None
+        self.method.observe(self.ctx, batch)
+        if (self.ctx.stream.iteration + 1) % self.method.consolidate_every == 0:
+            self.method.consolidate(self.ctx)
+
+    def end(self) -> None:
+        stream = self.ctx.stream
+        assert stream is not None
+        self.state.stream_seen_outputs = stream.seen_outputs.cpu().tolist()
+        self.state.stream_seen_tasks = stream.seen_tasks.cpu().tolist()
 
 
 def predicted_outputs(method: Method, ctx: Context, task: Task, mask: torch.Tensor
@@ -207,7 +301,10 @@ def train_continual(
     """Train ``method`` on every task of ``ctx.protocol`` in turn, evaluating after each.
 
     ``ctx.model`` must already be built (see :func:`prepare`). With a ``state`` from a
-    checkpoint, training resumes after the last recorded task.
+    checkpoint, training resumes after the last recorded task. On a stream
+    (``ctx.protocol.stream``) each task is one context's share of the stream and no boundary
+    reaches the method (see :class:`UntoldStream`); the evaluation after each share fills the
+    same accuracy matrix.
     """
     hooks = hooks or LoopHooks()
     state = state or RunState()
@@ -216,21 +313,19 @@ def train_continual(
     settings = ctx.settings
     optimizer = ctx.optimizer
     assert optimizer is not None, "call prepare() first"
+    source = (TaskBatches(method, ctx) if ctx.protocol.stream is None
+              else UntoldStream(method, ctx, state))
     for t in range(len(state.records), ctx.protocol.n_tasks):
         ctx.task = t
         start = time.perf_counter()
-        method.before_task(ctx)
-        data = method.training_set(ctx)
-        sampler = EpochSampler(data.x.shape[0], settings.batch_size, ctx.generator, ctx.device)
+        source.begin()
         ctx.model.train()
         logs: dict[str, torch.Tensor] = {}
         # The first iteration whose loss was not finite, kept on the device and read only every
         # CHECK_EVERY steps, so the guard costs no synchronisation per step.
         first_bad = torch.full((), -1, dtype=torch.long, device=ctx.device)
         for it in range(settings.iters):
-            idx = sampler.next_indices()
-            task_ids = data.task_ids[idx]
-            batch = Batch(data.x[idx], data.y[idx], task_ids, ctx.sample_mask(task_ids))
+            batch = source.next_batch(it)
             loss, logs = method.loss(ctx, batch)
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
                                     torch.full_like(first_bad, it), first_bad)
@@ -239,6 +334,7 @@ def train_continual(
             method.before_step(ctx)
             optimizer.step()
             method.after_step(ctx)
+            source.step_done(batch, it)
             hooks.step_done(ctx, it)
             if hooks.log_every > 0 and (it + 1) % hooks.log_every == 0:
                 hooks.losses_logged(ctx, it, {k: float(v) for k, v in logs.items()})
@@ -248,7 +344,7 @@ def train_continual(
                     progress(t, it + 1, settings.iters)
         check_finite_parameters(ctx.model, t, ctx.settings.lr)
         hooks.task_trained(method, ctx)
-        method.after_task(ctx, data)
+        source.end()
         check_finite_parameters(ctx.model, t, ctx.settings.lr)
         accuracies = evaluate(method, ctx, t)
         hooks.task_done(method, ctx, accuracies)

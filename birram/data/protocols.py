@@ -15,6 +15,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from birram.data.stream import StreamSpec
 from birram.data.types import ArrayDataset
 from birram.errors import ConfigError
 
@@ -70,6 +71,9 @@ class Protocol:
     output_names: tuple[str, ...]  # a readable name for each output unit
     # None: labels are classes. Otherwise each task's y is a float target (one output unit).
     regression: RegressionTarget | None = None
+    # None: tasks one after another, each boundary told to the method; else one task-free
+    # stream (see birram.data.stream).
+    stream: StreamSpec | None = None
 
     @property
     def n_tasks(self) -> int:
@@ -104,7 +108,7 @@ class Protocol:
             for t in self.tasks
         )
         return Protocol(self.name, self.scenario, tasks, self.n_outputs, self.input_shape,
-                        self.output_names, self.regression)
+                        self.output_names, self.regression, self.stream)
 
 
 def check_scenario(scenario: str) -> Scenario:

@@ -6,7 +6,7 @@ the data modules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from birram.errors import ConfigError
@@ -99,6 +99,16 @@ def build_protocol(cfg: DataConfig, scenario: str, data: ArrayDataset | None = N
                    permutation_seed: int = 0, target: str = "class") -> Protocol:
     """The protocol named in ``cfg``; pass ``data`` to reuse an already loaded dataset.
     ``target="log10-icc"`` asks for the compliance current itself instead of its class."""
+    protocol = _tasks_of(cfg, scenario, data, permutation_seed, target)
+    if cfg.stream is None:
+        return protocol
+    from birram.data.stream import StreamSpec
+
+    return replace(protocol, stream=StreamSpec(cfg.stream.transition_iters, cfg.stream.mode))
+
+
+def _tasks_of(cfg: DataConfig, scenario: str, data: ArrayDataset | None,
+              permutation_seed: int, target: str) -> Protocol:
     from birram.data.protocols import permuted_protocol, regression_protocol, split_protocol
 
     spec = protocol_spec(cfg.protocol)

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from birram.methods.base import Context, Method, TrainingSet, masked
-from birram.methods.buffer import ClassBalancedBuffer
+from birram.methods.base import Batch, Context, Method, TrainingSet, masked
+from birram.methods.buffer import ClassBalancedBuffer, ReservoirBuffer
 
 
 def project_gradient(grad: torch.Tensor, grad_ref: torch.Tensor) -> torch.Tensor:
@@ -33,7 +33,16 @@ class AGEM(Method):
 
     def __init__(self, samples_per_class: int = 100, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.buffer = ClassBalancedBuffer(samples_per_class)
+        self.samples_per_class = samples_per_class
+        self.buffer: ClassBalancedBuffer | ReservoirBuffer = ClassBalancedBuffer(samples_per_class)
+
+    def setup(self, ctx: Context) -> None:
+        super().setup(ctx)
+        if ctx.protocol.stream is not None:  # the same memory, filled without boundaries
+            self.buffer = ReservoirBuffer(self.samples_per_class * ctx.protocol.n_outputs)
+
+    def observe(self, ctx: Context, batch: Batch) -> None:
+        self.buffer.add(batch.x, batch.y, batch.task_ids, ctx.generator)
 
     def before_step(self, ctx: Context) -> None:
         if len(self.buffer) == 0:

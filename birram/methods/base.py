@@ -36,6 +36,15 @@ class TrainSettings:
 
 
 @dataclass
+class StreamProgress:
+    """What a task-free stream has shown so far, as a learner can tell from its labels."""
+
+    seen_outputs: torch.Tensor  # bool [n_outputs]: outputs some label so far has used
+    seen_tasks: torch.Tensor  # bool [n_tasks]: task ids some sample so far has carried
+    iteration: int = 0  # iterations of the stream done (0-based index of the current one)
+
+
+@dataclass
 class Context:
     """The state of a run that the loop shares with the method."""
 
@@ -47,6 +56,9 @@ class Context:
     task: int = 0  # index of the task being trained (0-based)
     masks: torch.Tensor = field(default=None)  # type: ignore[assignment]  # [n_tasks, n_outputs]
     optimizer: torch.optim.Optimizer | None = None
+    # On a task-free stream (``protocol.stream``): what it has shown so far. ``task`` is then
+    # the loop's bookkeeping (which share of the stream is running) and methods must not read it.
+    stream: StreamProgress | None = None
 
     @property
     def tasks_seen(self) -> int:
@@ -56,10 +68,13 @@ class Context:
         """Active outputs for samples from ``task_ids`` while training the current task.
 
         Task-incremental: each sample's own task head; otherwise every output active now
-        (all classes seen so far in class-IL, all outputs in domain-IL).
+        (all classes seen so far in class-IL, all outputs in domain-IL). On a stream, the
+        classes seen so far are those its labels have shown.
         """
         if self.protocol.scenario == "task":
             return self.masks[task_ids]
+        if self.stream is not None and self.protocol.scenario == "class":
+            return self.stream.seen_outputs.expand(task_ids.shape[0], -1)
         return self.masks[self.task].expand(task_ids.shape[0], -1)
 
 
@@ -84,9 +99,12 @@ def masked(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def distillation_loss(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0,
+    t_squared: bool = True,
 ) -> torch.Tensor:
-    """Cross-entropy from softened teacher to softened student, scaled by T^2 (Hinton et al.).
+    """Cross-entropy from softened teacher to softened student, scaled by T^2 (Hinton et al.,
+    and the BI-R paper's ``loss_fn_kd``); ``t_squared=False`` leaves it unscaled, as the newer
+    reference code's ``loss_fn_kd(norm=False)`` does.
 
     Both arguments must already be masked; it is zero-gradient (and minimal) when equal.
     """
@@ -95,7 +113,43 @@ def distillation_loss(
     log_student = F.log_softmax(student_logits / t, dim=1)
     log_target = F.log_softmax(teacher_logits / t, dim=1)
     # KL rather than plain cross-entropy so the loss is exactly zero when student == teacher.
-    return (target * (log_target - log_student)).sum(1).mean() * t * t
+    loss = (target * (log_target - log_student)).sum(1).mean()
+    return loss * t * t if t_squared else loss
+
+
+@dataclass
+class Known:
+    """What a frozen previous model had been shown when it was taken on a stream."""
+
+    outputs: torch.Tensor  # bool [n_outputs], on the training device
+    tasks: torch.Tensor  # bool [n_tasks]
+    # The same as index lists on the CPU, made once (replay draws from them every step).
+    output_list: torch.Tensor = field(init=False)
+    task_list: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.output_list = self.outputs.nonzero().squeeze(1).cpu()
+        self.task_list = self.tasks.nonzero().squeeze(1).cpu()
+
+    @classmethod
+    def now(cls, ctx: Context) -> Known:
+        assert ctx.stream is not None
+        return cls(ctx.stream.seen_outputs.clone(), ctx.stream.seen_tasks.clone())
+
+    def teacher_mask(self, ctx: Context, task_ids: torch.Tensor) -> torch.Tensor:
+        """Outputs the previous model may use for samples standing for ``task_ids``."""
+        if ctx.protocol.scenario == "task":
+            return ctx.masks[task_ids]
+        if ctx.protocol.scenario == "class":
+            return self.outputs.expand(task_ids.shape[0], -1)
+        return ctx.masks[0].expand(task_ids.shape[0], -1)  # domain: every output
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"outputs": self.outputs, "tasks": self.tasks}
+
+
+def known_from(state: dict[str, Any] | None) -> Known | None:
+    return None if state is None else Known(state["outputs"], state["tasks"])
 
 
 def prediction_loss(ctx: Context, outputs: torch.Tensor, y: torch.Tensor,
@@ -108,18 +162,20 @@ def prediction_loss(ctx: Context, outputs: torch.Tensor, y: torch.Tensor,
 
 
 def soft_target_loss(ctx: Context, student: torch.Tensor, teacher: torch.Tensor,
-                     temperature: float) -> torch.Tensor:
+                     temperature: float, t_squared: bool = True) -> torch.Tensor:
     """Distillation toward a teacher's (masked) outputs: softened cross-entropy for classes,
     the squared difference of the predictions for a regression target."""
     if ctx.protocol.regression is not None:
         return F.mse_loss(student[:, 0], teacher[:, 0])
-    return distillation_loss(student, teacher, temperature)
+    return distillation_loss(student, teacher, temperature, t_squared)
 
 
 class Regulariser:
     """A parameter penalty with task-boundary hooks (EWC, online EWC, SI)."""
 
     name = "regulariser"
+    # Whether it can consolidate on a stream every few iterations, without task data.
+    boundary_free = False
 
     def setup(self, ctx: Context) -> None:
         """Called once after the model is built."""
@@ -137,6 +193,10 @@ class Regulariser:
     def after_task(self, ctx: Context, data: TrainingSet) -> None:
         """Called after training on ``ctx.task`` with that task's training data."""
 
+    def consolidate(self, ctx: Context) -> None:
+        """On a stream, every few iterations: what ``after_task`` then ``before_task`` do."""
+        raise NotImplementedError(f"{self.name} needs task boundaries")
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -148,9 +208,21 @@ class Method:
     """Base strategy: plain fine-tuning with optional regularisers (the "None" baseline)."""
 
     name = "none"
+    # Whether the method can learn from a task-free stream (with its regularisers' consent).
+    boundary_free = True
+    # On a stream: draw from every context reached so far, not from the stream's mix (Joint).
+    stream_draws_everything_seen = False
+    # On a stream: iterations between consolidations, and the current batch's weight against
+    # replay (None: see MethodConfig.stream_current_weight). build_method sets both.
+    consolidate_every = 100
+    stream_current_weight: float | None = None
 
     def __init__(self, regularisers: list[Regulariser] | None = None) -> None:
         self.regularisers: list[Regulariser] = list(regularisers or [])
+
+    @property
+    def runs_without_boundaries(self) -> bool:
+        return self.boundary_free and all(reg.boundary_free for reg in self.regularisers)
 
     # -- model and optimiser ------------------------------------------------------------
     def build_model(self, ctx: Context) -> nn.Module:
@@ -182,6 +254,32 @@ class Method:
         for reg in self.regularisers:
             reg.after_task(ctx, data)
 
+    # -- a task-free stream (no boundary hook above is ever called) ----------------------
+    def start_stream(self, ctx: Context) -> None:
+        """Called once, before the first iteration of a stream (not again on resume)."""
+        for reg in self.regularisers:
+            reg.before_task(ctx)
+
+    def observe(self, ctx: Context, batch: Batch) -> None:
+        """Called on a stream after every step with the batch just trained on."""
+
+    def consolidate(self, ctx: Context) -> None:
+        """Called on a stream every ``consolidate_every`` iterations."""
+        for reg in self.regularisers:
+            reg.consolidate(ctx)
+
+    def current_weight(self, ctx: Context, batch: Batch) -> float | torch.Tensor:
+        """Weight of the current batch's loss against the replayed one's (which gets 1 - it)."""
+        if ctx.stream is None:
+            # Current and replayed data weighted 1/t and 1 - 1/t after t tasks (van de Ven 2020).
+            return 1.0 / ctx.tasks_seen
+        if self.stream_current_weight is not None:
+            return self.stream_current_weight
+        if ctx.protocol.scenario != "class":
+            return 0.5
+        present = torch.zeros_like(ctx.stream.seen_outputs).index_fill_(0, batch.y, True)
+        return present.sum() / ctx.stream.seen_outputs.sum()
+
     # -- each step ------------------------------------------------------------------------
     def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         batch.logits = ctx.model(batch.x)
@@ -196,8 +294,7 @@ class Method:
         loss, logs = self.current_loss(ctx, batch)
         replay = self.replay_loss(ctx, batch)
         if replay is not None:
-            # Current and replayed data weighted 1/t and 1 - 1/t after t tasks (van de Ven 2020).
-            weight_current = 1.0 / ctx.tasks_seen
+            weight_current = self.current_weight(ctx, batch)
             loss = weight_current * loss + (1.0 - weight_current) * replay[0]
             logs.update(replay[1])
         for reg in self.regularisers:

@@ -52,3 +52,58 @@ class ClassBalancedBuffer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.x, self.y, self.task_ids = state["x"], state["y"], state["task_ids"]
+
+
+class ReservoirBuffer:
+    """A memory of at most ``budget`` samples filled by reservoir sampling (for streams, where
+    no boundary says when to store): after ``n`` samples, each is held with probability
+    ``budget / n``, as the reference's task-free buffer (``memory_buffer_stream.py``)."""
+
+    def __init__(self, budget: int) -> None:
+        if budget < 1:
+            raise ValueError(f"budget={budget} must be at least 1")
+        self.budget = budget
+        self.seen = 0  # samples offered so far
+        self.x: torch.Tensor | None = None
+        self.y: torch.Tensor | None = None
+        self.task_ids: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return min(self.seen, self.budget)
+
+    def add(self, x: torch.Tensor, y: torch.Tensor, task_ids: torch.Tensor,
+            generator: torch.Generator) -> None:
+        """Offer every sample of a batch, in order (one vectorised pass)."""
+        n = x.shape[0]
+        if self.x is None:
+            self.x = x.new_zeros((self.budget, *x.shape[1:]))
+            self.y = y.new_zeros(self.budget)
+            self.task_ids = task_ids.new_zeros(self.budget)
+        assert self.y is not None and self.task_ids is not None
+        position = torch.arange(self.seen, self.seen + n)  # each sample's 0-based arrival index
+        draw = (torch.rand(n, generator=generator) * (position + 1)).long()  # in [0, position]
+        slot = torch.where(position < self.budget, position, draw)
+        keep = slot < self.budget
+        # Several samples of one batch may pick the same slot: the last one wins, as if added
+        # one after another.
+        order = torch.arange(n)
+        winner = torch.full((self.budget,), -1, dtype=torch.long).scatter_reduce(
+            0, slot[keep], order[keep], reduce="amax")
+        chosen = keep & (winner[slot.clamp(max=self.budget - 1)] == order)
+        src = order[chosen].to(x.device)
+        dst = slot[chosen].to(x.device)
+        self.x[dst], self.y[dst], self.task_ids[dst] = x[src], y[src], task_ids[src]
+        self.seen += n
+
+    def sample(self, n: int, generator: torch.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        assert self.x is not None and self.y is not None and self.task_ids is not None
+        idx = torch.randint(0, len(self), (n,), generator=generator).to(self.x.device)
+        return self.x[idx], self.y[idx], self.task_ids[idx]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"x": self.x, "y": self.y, "task_ids": self.task_ids, "seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.x, self.y, self.task_ids = state["x"], state["y"], state["task_ids"]
+        self.seen = int(state["seen"])

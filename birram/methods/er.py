@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from birram.methods.base import Batch, Context, Method, TrainingSet, masked
-from birram.methods.buffer import ClassBalancedBuffer
+from birram.methods.buffer import ClassBalancedBuffer, ReservoirBuffer
 
 
 class ExperienceReplay(Method):
@@ -13,7 +13,16 @@ class ExperienceReplay(Method):
 
     def __init__(self, samples_per_class: int = 100, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.buffer = ClassBalancedBuffer(samples_per_class)
+        self.samples_per_class = samples_per_class
+        self.buffer: ClassBalancedBuffer | ReservoirBuffer = ClassBalancedBuffer(samples_per_class)
+
+    def setup(self, ctx: Context) -> None:
+        super().setup(ctx)
+        if ctx.protocol.stream is not None:  # the same memory, filled without boundaries
+            self.buffer = ReservoirBuffer(self.samples_per_class * ctx.protocol.n_outputs)
+
+    def observe(self, ctx: Context, batch: Batch) -> None:
+        self.buffer.add(batch.x, batch.y, batch.task_ids, ctx.generator)
 
     def replay_loss(self, ctx: Context, batch: Batch):
         if len(self.buffer) == 0:

@@ -44,10 +44,13 @@ from birram.methods.base import (
     MASKED_LOGIT,
     Batch,
     Context,
+    Known,
     Method,
     Regulariser,
     TrainingSet,
+    distillation_loss,
     frozen_copy,
+    known_from,
     masked,
     prediction_loss,
     soft_target_loss,
@@ -69,6 +72,7 @@ class Replay:
     task_ids: torch.Tensor  # [N] task each sample stands for (heads in task-IL, task gates)
     teacher: torch.Tensor  # [N, n_outputs] previous model's logits, masked to its outputs
     hard: torch.Tensor  # [N] teacher's argmax
+    logits: torch.Tensor | None = None  # [N, n_outputs] the previous model's logits, unmasked
 
 
 def log_one_hot(labels: torch.Tensor, n: int) -> torch.Tensor:
@@ -99,8 +103,15 @@ class BIR(Method):
         extractor: nn.Module | None = None,
         generator_hidden: list[int] | None = None,
         regularisers: list[Regulariser] | None = None,
+        t_squared: bool = True,
+        independent_gates: bool = False,
+        task_replay_heads: Literal["one", "all"] = "one",
     ) -> None:
         super().__init__(regularisers)
+        self.t_squared, self.independent_gates = t_squared, independent_gates
+        # Task-IL with an unconditional generator: each replayed sample scored by one previous
+        # head ("one") or by every previous head, the losses averaged ("all", the references).
+        self.task_replay_heads = task_replay_heads
         if internal and extractor is None:
             raise ConfigError("internal replay needs a pre-trained extractor (extractor=None)")
         if not 0.0 <= gate_prop < 1.0:
@@ -125,6 +136,7 @@ class BIR(Method):
         self.generator: ReplayVAE | None = None  # separate generator (without feedback)
         self.gen_optimizer: torch.optim.Optimizer | None = None
         self.previous_generator: ReplayVAE | None = None
+        self.known: Known | None = None  # on a stream: what the previous model had been shown
         self._pending_replay: tuple[torch.Tensor, dict] | None = None
         self._generator_loss: torch.Tensor | None = None
 
@@ -193,6 +205,7 @@ class BIR(Method):
             gate_prop=self.gate_prop if self.gating else 0.0,
             output="sigmoid" if self._recon == "bce" else "linear",
             extractor=self.extractor if with_head else None,
+            independent_gates=self.independent_gates,
         )
 
     def build_model(self, ctx: Context) -> nn.Module:
@@ -273,6 +286,26 @@ class BIR(Method):
             task_ids = torch.randint(seen, (n,), generator=gen)
         return classes.to(ctx.device), task_ids.to(ctx.device)
 
+    def _draw_known(self, ctx: Context, n: int,
+                    gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """On a stream: classes and tasks to replay, uniformly over what the previous model
+        had been shown (its labels and task ids), as :meth:`_draw_contexts` over past tasks."""
+        assert self.known is not None
+        tasks = self.known.task_list
+        scenario = ctx.protocol.scenario
+        if scenario == "task":
+            task_ids = tasks.repeat_interleave(-(-n // tasks.numel()))
+            pick = torch.randint(self._task_outputs.shape[1], task_ids.shape, generator=gen)
+            classes = self._task_outputs[task_ids, pick]
+        elif scenario == "class":
+            allowed = self.known.output_list
+            classes = allowed[torch.randint(allowed.numel(), (n,), generator=gen)]
+            task_ids = self._output_task[classes]
+        else:
+            classes = torch.randint(self._n_outputs, (n,), generator=gen)
+            task_ids = tasks[torch.randint(tasks.numel(), (n,), generator=gen)]
+        return classes.to(ctx.device), task_ids.to(ctx.device)
+
     @torch.no_grad()
     def generate(self, ctx: Context, source: ReplayVAE, classes: torch.Tensor,
                  task_ids: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -283,16 +316,19 @@ class BIR(Method):
 
     def _replay(self, ctx: Context, n: int) -> Replay:
         source = self.previous if self.feedback else self.previous_generator
-        classes, task_ids = self._draw_contexts(ctx, n, ctx.generator)
+        draw = self._draw_contexts if self.known is None else self._draw_known
+        classes, task_ids = draw(ctx, n, ctx.generator)
         x = self.generate(ctx, source, classes, task_ids, ctx.generator)
         with torch.no_grad():
             logits = self.classify_replay_space(self.previous, x)
-        if ctx.protocol.scenario == "task":
+        if self.known is not None:
+            teacher_mask = self.known.teacher_mask(ctx, task_ids)
+        elif ctx.protocol.scenario == "task":
             teacher_mask = ctx.masks[task_ids]
         else:
             teacher_mask = ctx.masks[ctx.task - 1].expand(x.shape[0], -1)
         teacher = masked(logits, teacher_mask)
-        return Replay(x, task_ids, teacher, teacher.argmax(1))
+        return Replay(x, task_ids, teacher, teacher.argmax(1), logits)
 
     # -- losses -----------------------------------------------------------------------------
     def _vae_terms(self, ctx: Context, vae: ReplayVAE, enc_in: torch.Tensor,
@@ -322,12 +358,30 @@ class BIR(Method):
         return (F.one_hot(replay.hard, self._n_outputs).float(),
                 log_one_hot(replay.hard, self._n_outputs))
 
+    def _scores_every_head(self, ctx: Context) -> bool:
+        """Task-IL replay scored by every previous head: as the reference, only where the
+        generator is unconditional (a conditional one replays each task for its own head)."""
+        return (ctx.protocol.scenario == "task" and self.task_replay_heads == "all"
+                and not self.conditional and not self.gating)
+
     def _prediction_loss(self, ctx: Context, logits: torch.Tensor,
                          replay: Replay) -> torch.Tensor:
+        if self._scores_every_head(ctx):
+            assert replay.logits is not None
+            heads = range(ctx.task) if self.known is None else self.known.task_list.tolist()
+            return torch.stack([self._head_loss(masked(logits, ctx.masks[h]),
+                                                masked(replay.logits, ctx.masks[h]))
+                                for h in heads]).mean()
         student = masked(logits, ctx.sample_mask(replay.task_ids))
         if self.distill or self._regression:  # a regression teacher's output is its one target
-            return soft_target_loss(ctx, student, replay.teacher, self.temperature)
+            return soft_target_loss(ctx, student, replay.teacher, self.temperature,
+                                    self.t_squared)
         return F.cross_entropy(student, replay.hard)
+
+    def _head_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        if self.distill:
+            return distillation_loss(student, teacher, self.temperature, self.t_squared)
+        return F.cross_entropy(student, teacher.argmax(1))
 
     def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
         """Loss on the current batch; the replayed batch goes through the same forward pass
@@ -378,7 +432,7 @@ class BIR(Method):
             self._pending_replay = (loss_r, {
                 "loss_replay": loss_r.detach(), "loss_replay_pred": pred_r.detach(),
                 "loss_replay_recon": recon_r.detach(), "loss_replay_kl": kl_r.detach()})
-            w = 1.0 / ctx.tasks_seen  # the generator weighs its data as the classifier does
+            w = self.current_weight(ctx, batch)  # the generator weighs its data as the classifier
             gen_loss = w * gen_cur + (1.0 - w) * gen_rep
         self._generator_loss = None if self.feedback else gen_loss
         logs["loss_current"] = loss.detach()
@@ -406,6 +460,16 @@ class BIR(Method):
 
     def after_task(self, ctx: Context, data: TrainingSet) -> None:
         super().after_task(ctx, data)
+        self._snapshot(ctx)
+
+    def consolidate(self, ctx: Context) -> None:
+        # As after a task: the model (and generator) as they are now become the replay's source
+        # and teacher, for the classes and tasks the stream has shown so far.
+        super().consolidate(ctx)
+        self._snapshot(ctx)
+        self.known = Known.now(ctx)
+
+    def _snapshot(self, ctx: Context) -> None:
         self.previous = frozen_copy(ctx.model)
         if self.generator is not None:
             self.previous_generator = frozen_copy(self.generator)
@@ -418,6 +482,8 @@ class BIR(Method):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["previous"] = None if self.previous is None else self.previous.state_dict()
+        if self.known is not None:
+            state["known"] = self.known.state_dict()
         if self.generator is not None:
             state["generator"] = self.generator.state_dict()
             state["gen_optimizer"] = self.gen_optimizer.state_dict()
@@ -430,6 +496,7 @@ class BIR(Method):
         if state["previous"] is not None:
             self.previous = frozen_copy(ctx.model)
             self.previous.load_state_dict(state["previous"])
+        self.known = known_from(state.get("known"))
         if self.generator is not None and "generator" in state:
             self.generator.load_state_dict(state["generator"])
             self.gen_optimizer.load_state_dict(state["gen_optimizer"])
@@ -444,11 +511,14 @@ class DGR(BIR):
 
     def __init__(self, distill: bool = False, z_dim: int = 100, recon_loss: ReconLoss = "auto",
                  generator_hidden: list[int] | None = None, temperature: float = 2.0,
-                 kl_weight: float = 1.0, regularisers: list[Regulariser] | None = None) -> None:
+                 kl_weight: float = 1.0, regularisers: list[Regulariser] | None = None,
+                 t_squared: bool = True, task_replay_heads: Literal["one", "all"] = "one",
+                 ) -> None:
         super().__init__(feedback=False, conditional=False, gating=False, internal=False,
                          distill=distill, gate_prop=0.0, z_dim=z_dim, temperature=temperature,
                          recon_loss=recon_loss, kl_weight=kl_weight,
-                         generator_hidden=generator_hidden, regularisers=regularisers)
+                         generator_hidden=generator_hidden, regularisers=regularisers,
+                         t_squared=t_squared, task_replay_heads=task_replay_heads)
         self.name = "dgr-distill" if distill else "dgr"
 
 

@@ -60,6 +60,7 @@ class GenerativeClassifier(Method):
     """One VAE per output unit, trained on its own class only; argmax of estimated log p(x|y)."""
 
     name = "gen-classifier"
+    boundary_free = False
 
     def __init__(self, hidden: list[int], z_dim: int, importance_samples: int,
                  recon_loss: ReconLoss = "auto", extractor: nn.Module | None = None,

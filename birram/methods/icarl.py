@@ -56,6 +56,7 @@ class ICaRL(Method):
     """
 
     name = "icarl"
+    boundary_free = False
 
     def __init__(self, samples_per_class: int | None = 100, memory_budget: int | None = None,
                  temperature: float = 2.0, **kwargs: Any) -> None:

@@ -9,6 +9,8 @@ from birram.methods.base import Context, Method, TrainingSet
 
 class Joint(Method):
     name = "joint"
+    # On a stream: every sample drawn from all the contexts the stream has reached so far.
+    stream_draws_everything_seen = True
 
     def training_set(self, ctx: Context) -> TrainingSet:
         tasks = ctx.protocol.tasks[: ctx.task + 1]

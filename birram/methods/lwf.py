@@ -7,9 +7,12 @@ import torch
 from birram.methods.base import (
     Batch,
     Context,
+    Known,
     Method,
     TrainingSet,
+    distillation_loss,
     frozen_copy,
+    known_from,
     masked,
     soft_target_loss,
 )
@@ -18,15 +21,27 @@ from birram.methods.base import (
 class LwF(Method):
     name = "lwf"
 
-    def __init__(self, temperature: float = 2.0, **kwargs) -> None:
+    def __init__(self, temperature: float = 2.0, t_squared: bool = True,
+                 task_replay_heads: str = "one", **kwargs) -> None:
         super().__init__(**kwargs)
-        self.temperature = temperature
+        self.temperature, self.t_squared = temperature, t_squared
+        self.task_replay_heads = task_replay_heads  # task-IL: "one" drawn head, or "all"
         self.previous: torch.nn.Module | None = None
+        self.known: Known | None = None  # on a stream: what the previous model had been shown
 
     def replay_loss(self, ctx: Context, batch: Batch):
         if self.previous is None:
             return None
-        if ctx.protocol.scenario == "task":
+        if ctx.protocol.scenario == "task" and self.task_replay_heads == "all":
+            return self._every_head_loss(ctx, batch)
+        if self.known is not None:  # a stream: the previous model's tasks and classes
+            task_ids = batch.task_ids
+            if ctx.protocol.scenario == "task":
+                tasks = self.known.task_list
+                pick = torch.randint(0, tasks.numel(), (batch.x.shape[0],), generator=ctx.generator)
+                task_ids = tasks[pick].to(ctx.device)
+            teacher_mask = self.known.teacher_mask(ctx, task_ids)
+        elif ctx.protocol.scenario == "task":
             # Each replayed input is scored by one previous task's head, drawn at random: the
             # same expectation as averaging over every previous head, at the cost of one.
             task_ids = torch.randint(0, ctx.task, (batch.x.shape[0],), generator=ctx.generator)
@@ -40,16 +55,36 @@ class LwF(Method):
         # The replayed inputs are the current ones: reuse the forward pass of the current loss.
         logits = batch.logits if batch.logits is not None else ctx.model(batch.x)
         student = masked(logits, ctx.sample_mask(task_ids))
-        loss = soft_target_loss(ctx, student, teacher, self.temperature)
+        loss = soft_target_loss(ctx, student, teacher, self.temperature, self.t_squared)
+        return loss, {"loss_replay": loss.detach()}
+
+    def _every_head_loss(self, ctx: Context, batch: Batch):
+        """Task-IL as both reference codebases: every input distilled on every previous head,
+        the losses averaged over the heads."""
+        assert self.previous is not None
+        heads = range(ctx.task) if self.known is None else self.known.task_list.tolist()
+        with torch.no_grad():
+            teacher = self.previous(batch.x)
+        logits = batch.logits if batch.logits is not None else ctx.model(batch.x)
+        loss = torch.stack([
+            distillation_loss(masked(logits, ctx.masks[h]), masked(teacher, ctx.masks[h]),
+                              self.temperature, self.t_squared) for h in heads]).mean()
         return loss, {"loss_replay": loss.detach()}
 
     def after_task(self, ctx: Context, data: TrainingSet) -> None:
         super().after_task(ctx, data)
         self.previous = frozen_copy(ctx.model)
 
+    def consolidate(self, ctx: Context) -> None:
+        super().consolidate(ctx)
+        self.previous = frozen_copy(ctx.model)
+        self.known = Known.now(ctx)
+
     def state_dict(self):
         state = super().state_dict()
         state["previous"] = None if self.previous is None else self.previous.state_dict()
+        if self.known is not None:
+            state["known"] = self.known.state_dict()
         return state
 
     def load_state_dict(self, state, ctx: Context) -> None:
@@ -57,3 +92,4 @@ class LwF(Method):
         if state["previous"] is not None:
             self.previous = frozen_copy(ctx.model)
             self.previous.load_state_dict(state["previous"])
+        self.known = known_from(state.get("known"))

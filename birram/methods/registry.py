@@ -34,6 +34,9 @@ class MethodSpec:
     # How the method is built for a real-valued target (target log10-icc); None: it cannot
     # regress (it needs classes: per-class memories, class means, one model per class).
     regression: Factory | None = None
+    # Whether it learns from a task-free stream (consolidating every N iterations, if at all);
+    # False for methods that need to be told where each task ends.
+    stream: bool = True
 
 
 def _none(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
@@ -51,7 +54,8 @@ def _joint(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
 def _lwf(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
     from birram.methods.lwf import LwF
 
-    return LwF(temperature=cfg.distill_temperature)
+    return LwF(temperature=cfg.distill_temperature, t_squared=cfg.distill_t_squared,
+               task_replay_heads=cfg.task_replay_heads)
 
 
 def _er(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
@@ -103,7 +107,7 @@ def _fromp(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
 def _xdg(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
     from birram.methods.xdg import XdG
 
-    return XdG(gate_prop=cfg.xdg_prop)
+    return XdG(gate_prop=cfg.xdg_prop, independent_gates=cfg.gate_draw == "independent")
 
 
 def _separate_networks(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
@@ -130,10 +134,14 @@ def _bir_factory(regression: bool = False, **switches: bool) -> Factory:
         from birram.methods.generative import BIR
 
         regs = []
-        if switches.get("si", False):
+        with_si = switches.get("si", False)
+        if with_si:
             from birram.methods.regularisers import SI
 
-            regs = [SI(strength=cfg.si_c, epsilon=cfg.si_epsilon)]
+            strength = cfg.si_c if cfg.bir_si_c is None else cfg.bir_si_c
+            regs = [SI(strength=strength, epsilon=cfg.si_epsilon, scope=cfg.bir_si_params)]
+        gate_prop = cfg.bir_si_gate_prop if with_si and cfg.bir_si_gate_prop is not None \
+            else cfg.gate_prop
         flags = {name: switches.get(name, True) for name in BIR_COMPONENTS}
         if regression:
             flags["conditional"] = False
@@ -142,11 +150,14 @@ def _bir_factory(regression: bool = False, **switches: bool) -> Factory:
             # Internal replay replays the output of a pre-trained extractor; on inputs with no
             # extractor (MNIST-like MLPs, RRAM features) it is absent, as in the paper.
             flags["internal"] = False
-        return BIR(**flags, gate_prop=cfg.gate_prop, z_dim=cfg.z_dim,
+        return BIR(**flags, gate_prop=gate_prop, z_dim=cfg.z_dim,
                    temperature=cfg.distill_temperature, recon_loss=cfg.recon_loss,
                    kl_weight=cfg.kl_weight, gate_by=cfg.gate_by,
                    generator_hidden=cfg.generator_hidden,
-                   extractor=extractor if flags["internal"] else None, regularisers=regs)
+                   extractor=extractor if flags["internal"] else None, regularisers=regs,
+                   t_squared=cfg.distill_t_squared,
+                   independent_gates=cfg.gate_draw == "independent",
+                   task_replay_heads=cfg.task_replay_heads)
 
     return build
 
@@ -158,7 +169,8 @@ def _dgr_factory(distill: bool) -> Factory:
         return DGR(distill=distill, z_dim=cfg.z_dim, recon_loss=cfg.recon_loss,
                    kl_weight=cfg.kl_weight,
                    generator_hidden=cfg.generator_hidden,
-                   temperature=cfg.distill_temperature)
+                   temperature=cfg.distill_temperature, t_squared=cfg.distill_t_squared,
+                   task_replay_heads=cfg.task_replay_heads)
 
     return build
 
@@ -173,24 +185,25 @@ METHODS: dict[str, MethodSpec] = {
                        regression=_none),
     "joint": MethodSpec("all data seen so far (upper bound)", _joint, regression=_joint),
     "ewc": MethodSpec("elastic weight consolidation, one penalty per task", _ewc,
-                      regression=_ewc),
+                      regression=_ewc, stream=False),
     "online-ewc": MethodSpec("online EWC, one running Fisher", _online_ewc,
-                             regression=_online_ewc),
+                             regression=_online_ewc, stream=False),
     "si": MethodSpec("synaptic intelligence", _si, regression=_si),
     "lwf": MethodSpec("learning without forgetting (distillation on current inputs)", _lwf,
                       regression=_lwf),
     "er": MethodSpec("experience replay from a class-balanced buffer", _er),
-    "icarl": MethodSpec("iCaRL: herding exemplars, distillation, nearest mean", _icarl),
+    "icarl": MethodSpec("iCaRL: herding exemplars, distillation, nearest mean", _icarl,
+                        stream=False),
     "agem": MethodSpec("A-GEM: gradients projected so the loss on a sample memory cannot rise",
                        _agem),
     "fromp": MethodSpec("FROMP: functional regularisation on memorable past samples (stored)",
                         _fromp),
     "xdg": MethodSpec("context-dependent gating: a fixed random subset of hidden units per task",
-                      _xdg, scenarios=("task",)),
+                      _xdg, scenarios=("task",), stream=False),
     "separate-networks": MethodSpec("one network per task, sharing nothing (parameter-matched)",
-                                    _separate_networks, scenarios=("task",)),
+                                    _separate_networks, scenarios=("task",), stream=False),
     "gen-classifier": MethodSpec("generative classifier: a VAE per class, importance-sampled "
-                                 "likelihood (no data stored)", _gen_classifier),
+                                 "likelihood (no data stored)", _gen_classifier, stream=False),
     # For a regression target DGR trains replayed inputs toward the previous model's output.
     "dgr": MethodSpec("deep generative replay, separate VAE, hard targets", _dgr_factory(False),
                       regression=_dgr_factory(False)),
@@ -224,13 +237,25 @@ def build_method(name: str, cfg: MethodConfig, extractor: nn.Module | None = Non
     spec = METHODS[name]
     factory = spec.factory if target == "class" else spec.regression
     assert factory is not None
-    return factory(cfg, extractor)
+    method = factory(cfg, extractor)
+    method.consolidate_every = cfg.consolidate_every
+    method.stream_current_weight = cfg.stream_current_weight
+    return method
+
+
+def stream_methods() -> list[str]:
+    return [name for name, spec in METHODS.items() if spec.stream]
+
+
+def needs_boundaries(name: str) -> ConfigError:
+    return ConfigError(f"method {name!r} needs task boundaries, which a stream does not give; "
+                       f"methods that run on a stream: {', '.join(stream_methods())}")
 
 
 def check_methods(names: list[str], scenario: str | None = None,
-                  target: str = "class") -> list[str]:
-    """``names`` if each is registered (and, given ``scenario``, runs in it, and can learn
-    ``target``); else ConfigError."""
+                  target: str = "class", stream: bool = False) -> list[str]:
+    """``names`` if each is registered (and, given ``scenario``, runs in it, can learn
+    ``target``, and runs on a ``stream`` if asked); else ConfigError."""
     for name in names:
         if name not in METHODS:
             raise ConfigError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
@@ -241,4 +266,6 @@ def check_methods(names: list[str], scenario: str | None = None,
         if target != "class" and METHODS[name].regression is None:
             raise ConfigError(f"method {name} classifies and cannot predict {target}; methods "
                               f"that regress: {', '.join(regressing_methods())}")
+        if stream and not METHODS[name].stream:
+            raise needs_boundaries(name)
     return names

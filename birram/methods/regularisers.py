@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from birram.errors import ConfigError
 from birram.methods.base import Context, Regulariser, TrainingSet, masked
 
 FisherLabels = Literal["all", "sample", "pred", "true"]
@@ -376,11 +377,18 @@ class SI(Regulariser):
     Penalty: ``strength * sum_i Omega_i (theta_i - theta*_i)^2`` with ``theta*`` the parameters at
     the end of the last task. ``strength=None`` takes the published split-MNIST value; epsilon 0.1
     is the reference default.
+
+    ``scope="encoder-classifier"`` (for BI-R's feedback VAE) puts the penalty on the encoder and
+    the classifier head only, as the BI-R paper's ``train.py`` does (its path integral ``W`` is
+    accumulated over ``convE``, ``fcE`` and ``classifier`` alone, so every other parameter keeps
+    a zero importance); ``"all"`` covers every trainable parameter.
     """
 
     name = "si"
+    boundary_free = True  # on a stream, "online" SI: the importance is updated every N steps
 
-    def __init__(self, strength: float | None = None, epsilon: float = 0.1) -> None:
+    def __init__(self, strength: float | None = None, epsilon: float = 0.1,
+                 scope: Literal["all", "encoder-classifier"] = "all") -> None:
         if strength is not None and strength < 0:
             raise ValueError(f"strength={strength} must be non-negative")
         if epsilon <= 0:
@@ -388,6 +396,9 @@ class SI(Regulariser):
         self.requested_strength = strength
         self.strength = 0.0 if strength is None else float(strength)
         self.epsilon = epsilon
+        if scope not in ("all", "encoder-classifier"):
+            raise ValueError(f"scope={scope!r}; allowed: all, encoder-classifier")
+        self.scope = scope
         self.params: list[nn.Parameter] = []
         self.omega: torch.Tensor | None = None  # importance, summed over finished tasks
         self.anchor: torch.Tensor | None = None  # parameters at the end of the last task
@@ -395,7 +406,7 @@ class SI(Regulariser):
         self.previous: torch.Tensor | None = None  # parameters before the latest step
 
     def setup(self, ctx: Context) -> None:
-        self.params = trainable(ctx.model)
+        self.params = self._scoped(ctx.model)
         if self.requested_strength is None:
             self.strength = literature_strength("si", ctx.protocol.scenario)
         self.anchor = flat(self.params).detach().clone()
@@ -404,6 +415,15 @@ class SI(Regulariser):
         current = flat(self.params).detach()
         self.path = torch.zeros_like(current)
         self.previous = current.clone()
+
+    def _scoped(self, model: nn.Module) -> list[nn.Parameter]:
+        if self.scope == "all":
+            return trainable(model)
+        head, body = getattr(model, "head", None), getattr(model, "body", None)
+        if head is None or body is None or not hasattr(model, "decoder_out"):
+            raise ConfigError("SI scope 'encoder-classifier' needs BI-R's feedback model (a VAE "
+                              "with a classifier head); use method.bir_si_params='all'")
+        return trainable(body) + trainable(head)
 
     def penalty(self, ctx: Context) -> torch.Tensor | None:
         if self.omega is None:
@@ -426,6 +446,12 @@ class SI(Regulariser):
         added = self.path / (change * change + self.epsilon)
         self.omega = added if self.omega is None else self.omega + added
         self.anchor = current
+
+    def consolidate(self, ctx: Context) -> None:
+        # As the reference's task-free mode (train_stream.py: update_omega every update_every
+        # iterations): close the path integral since the last consolidation and start anew.
+        self.after_task(ctx, None)  # type: ignore[arg-type]  # SI does not read the task data
+        self.before_task(ctx)
 
     def state_dict(self) -> dict[str, Any]:
         return {"strength": self.strength, "epsilon": self.epsilon, "omega": self.omega,

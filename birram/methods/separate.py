@@ -16,6 +16,7 @@ from birram.models.separate import SeparateNetworks
 
 class SeparateNetworksMethod(Method):
     name = "separate-networks"
+    boundary_free = False
 
     def build_model(self, ctx: Context) -> nn.Module:
         require_task_identity(self.name, ctx)

@@ -18,16 +18,18 @@ class XdG(Method):
     """Plain XdG; regularisers (EWC, SI) given to the constructor add their penalties."""
 
     name = "xdg"
+    boundary_free = False
 
-    def __init__(self, gate_prop: float = 0.9, **kwargs: Any) -> None:
+    def __init__(self, gate_prop: float = 0.9, independent_gates: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.gate_prop = gate_prop
+        self.gate_prop, self.independent_gates = gate_prop, independent_gates
 
     def build_model(self, ctx: Context) -> nn.Module:
         require_task_identity(self.name, ctx)
         return TaskGatedClassifier(ctx.protocol.input_shape, ctx.protocol.n_outputs,
                                    list(ctx.settings.hidden), ctx.protocol.n_tasks,
-                                   self.gate_prop, ctx.generator)
+                                   self.gate_prop, ctx.generator, self.independent_gates)
 
     def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
         batch.logits = ctx.model(batch.x, batch.task_ids)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -11,23 +13,34 @@ class ConvExtractor(nn.Module):
 
     The last ``reducing_layers`` (default ``layers - 1``) use stride 2 and, except for the first
     layer, double the channels: 5 layers from 16 channels map 3x32x32 to 256x2x2.
+
+    ``last_block="linear"`` ends in a plain convolution (with bias, no batch norm, no ReLU), as
+    the BI-R paper's ``ConvLayers(output="none")`` (its default ``no_fnl=True``), so internal
+    replay reconstructs linear features; ``"bn-relu"`` ends like every other block.
     """
 
     def __init__(self, in_channels: int = 3, layers: int = 5, channels: int = 16,
-                 reducing_layers: int | None = None) -> None:
+                 reducing_layers: int | None = None,
+                 last_block: Literal["bn-relu", "linear"] = "bn-relu") -> None:
         super().__init__()
+        if last_block not in ("bn-relu", "linear"):
+            raise ValueError(f"last_block={last_block!r}; allowed: bn-relu, linear")
         rl = layers - 1 if reducing_layers is None else min(reducing_layers, layers)
         self.config = {"in_channels": in_channels, "layers": layers, "channels": channels,
-                       "reducing_layers": rl}
+                       "reducing_layers": rl, "last_block": last_block}
         blocks: list[nn.Module] = []
         c_in, c_out = in_channels, channels
         for i in range(1, layers + 1):
             reducing = i > layers - rl
             if reducing and i > 1:
                 c_out *= 2
-            blocks += [nn.Conv2d(c_in, c_out, 3, stride=2 if reducing else 1, padding=1,
-                                 bias=False),  # batch norm supplies the bias
-                       nn.BatchNorm2d(c_out), nn.ReLU()]
+            stride = 2 if reducing else 1
+            if i == layers and last_block == "linear":
+                blocks.append(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1))
+            else:
+                blocks += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1,
+                                     bias=False),  # batch norm supplies the bias
+                           nn.BatchNorm2d(c_out), nn.ReLU()]
             c_in = c_out
         self.out_channels = c_in
         self.layers = nn.Sequential(*blocks)

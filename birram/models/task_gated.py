@@ -20,7 +20,8 @@ class TaskGatedClassifier(nn.Module):
     without ``task_ids`` every unit is on (what tools that know nothing of tasks see)."""
 
     def __init__(self, input_shape: tuple[int, ...], n_outputs: int, hidden: list[int],
-                 n_tasks: int, gate_prop: float, generator: torch.Generator) -> None:
+                 n_tasks: int, gate_prop: float, generator: torch.Generator,
+                 independent_gates: bool = False) -> None:
         super().__init__()
         if not hidden:
             raise ValueError("task gating needs at least one hidden layer")
@@ -29,7 +30,7 @@ class TaskGatedClassifier(nn.Module):
         self.head = nn.Linear(hidden[-1], n_outputs)
         for i, units in enumerate(hidden):
             self.register_buffer(f"gates{i}", fixed_gate_masks(n_tasks, units, gate_prop,
-                                                               generator))
+                                                               generator, independent_gates))
 
     def gates(self, layer: int) -> torch.Tensor:
         """``[n_tasks, units]`` masks of hidden layer ``layer`` (1: on, 0: gated off)."""

@@ -43,6 +43,7 @@ class ReplayVAE(nn.Module):
         gate_prop: float = 0.0,
         output: Output = "sigmoid",
         extractor: nn.Module | None = None,
+        independent_gates: bool = False,
     ) -> None:
         super().__init__()
         if not hidden:
@@ -57,7 +58,8 @@ class ReplayVAE(nn.Module):
         sizes = [z_dim, *reversed(hidden)]
         self.gated = n_contexts > 0
         self.decoder_hidden = nn.ModuleList(
-            GatedLinear(a, b, n_contexts, gate_prop, generator) if self.gated else nn.Linear(a, b)
+            GatedLinear(a, b, n_contexts, gate_prop, generator, independent_gates) if self.gated
+            else nn.Linear(a, b)
             for a, b in zip(sizes[:-1], sizes[1:]))
         self.decoder_out = nn.Linear(hidden[0], n_out)
 

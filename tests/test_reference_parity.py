@@ -124,8 +124,7 @@ def test_lwf_every_head_averages_the_distillation_over_previous_heads():
     method, ctx, batch = previous_heads_setup("lwf", "all")
     loss, _ = method.replay_loss(ctx, batch)
     with torch.no_grad():
-        teacher = method.previous(batch.x)
-    student = ctx.model(batch.x)
+        teacher, student = method.previous(batch.x), ctx.model(batch.x)
     expected = np.mean([float(distillation_loss(masked(student, ctx.masks[h]),
                                                 masked(teacher, ctx.masks[h]), 2.0))
                         for h in (0, 1)])

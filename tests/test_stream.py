@@ -166,7 +166,7 @@ def test_replay_methods_run_a_stream_in_task_and_domain_il(name, scenario):
 
 def test_methods_that_need_boundaries_are_refused_in_one_line():
     refused = [name for name, spec in METHODS.items() if not spec.stream]
-    assert {"ewc", "online-ewc", "icarl", "xdg", "separate-networks",
+    assert {"ewc", "online-ewc", "icarl", "fromp", "xdg", "separate-networks",
             "gen-classifier"} == set(refused)
     for name in refused:
         with pytest.raises(ConfigError) as err:

@@ -80,6 +80,7 @@ def per_sample_rows(model: nn.Module, x: torch.Tensor, score: Callable[[torch.Te
 
 class FROMP(Method):
     name = "fromp"
+    boundary_free = False  # picks its memorable past at each task boundary
 
     def __init__(self, tau: float | None = None, samples_per_class: int = 100,
                  prior_precision: float = 1e-3, grad_clip_norm: float | None = 1.0,

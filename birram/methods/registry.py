@@ -197,7 +197,7 @@ METHODS: dict[str, MethodSpec] = {
     "agem": MethodSpec("A-GEM: gradients projected so the loss on a sample memory cannot rise",
                        _agem),
     "fromp": MethodSpec("FROMP: functional regularisation on memorable past samples (stored)",
-                        _fromp),
+                        _fromp, stream=False),
     "xdg": MethodSpec("context-dependent gating: a fixed random subset of hidden units per task",
                       _xdg, scenarios=("task",), stream=False),
     "separate-networks": MethodSpec("one network per task, sharing nothing (parameter-matched)",

@@ -128,7 +128,7 @@ def test_lwf_every_head_averages_the_distillation_over_previous_heads():
     expected = np.mean([float(distillation_loss(masked(student, ctx.masks[h]),
                                                 masked(teacher, ctx.masks[h]), 2.0))
                         for h in (0, 1)])
-    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
 
 
 def test_rtf_every_head_scores_each_replayed_sample_with_every_previous_head():
@@ -140,7 +140,7 @@ def test_rtf_every_head_scores_each_replayed_sample_with_every_previous_head():
     expected = np.mean([float(distillation_loss(masked(student, ctx.masks[h]),
                                                 masked(replay.logits, ctx.masks[h]), 2.0))
                         for h in (0, 1)])
-    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
     one, ctx_one, _ = previous_heads_setup("rtf", "one")
     assert not one._scores_every_head(ctx_one)
     conditional, ctx_c, _ = previous_heads_setup("bir", "all")

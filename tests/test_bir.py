@@ -196,3 +196,16 @@ def test_sample_grid_writes_images_and_feature_maps(tmp_path):
                    conditional=False, gating=False)
     _, ctx, _ = fit(internal, data=tiny_images(), settings=settings)
     assert sample_grid(internal, ctx, tmp_path / "features.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("component", BIR_COMPONENTS)
+def test_each_ablation_entry_switches_exactly_its_component(component):
+    # Without an extractor internal replay is off in every entry (there is nothing to replay).
+    cfg = MethodConfig(z_dim=4)
+    removed = build_method(f"bir-no-{component}", cfg)
+    added = build_method(f"gr-plus-{component}", cfg)
+    for other in BIR_COMPONENTS:
+        expected_removed = other != component and other != "internal"
+        expected_added = other == component and other != "internal"
+        assert getattr(removed, other) is expected_removed, (component, other)
+        assert getattr(added, other) is expected_added, (component, other)

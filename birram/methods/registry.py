@@ -216,12 +216,30 @@ METHODS: dict[str, MethodSpec] = {
     "bir-si": MethodSpec("brain-inspired replay combined with SI", _bir_factory(si=True),
                          regression=_bir_factory(True, si=True)),
 }
-for _component in BIR_COMPONENTS:
-    METHODS[f"bir-no-{_component}"] = MethodSpec(
-        f"BI-R without {_component} (ablation)", _bir_factory(**{_component: False}))
-    METHODS[f"gr-plus-{_component}"] = MethodSpec(
-        f"generative replay with {_component} added (ablation)",
-        _gr_plus(_component))
+# The ablation: BI-R without each of its components, and generative replay with each one.
+ABLATION_METHODS: dict[str, MethodSpec] = {
+    "bir-no-feedback": MethodSpec(
+        "BI-R without replay-through-feedback (ablation)", _bir_factory(feedback=False)),
+    "bir-no-conditional": MethodSpec(
+        "BI-R without conditional replay (ablation)", _bir_factory(conditional=False)),
+    "bir-no-gating": MethodSpec(
+        "BI-R without gating on internal context (ablation)", _bir_factory(gating=False)),
+    "bir-no-internal": MethodSpec(
+        "BI-R without internal replay (ablation)", _bir_factory(internal=False)),
+    "bir-no-distill": MethodSpec(
+        "BI-R without distillation (ablation)", _bir_factory(distill=False)),
+    "gr-plus-feedback": MethodSpec(
+        "generative replay with replay-through-feedback added (ablation)", _gr_plus("feedback")),
+    "gr-plus-conditional": MethodSpec(
+        "generative replay with conditional replay added (ablation)", _gr_plus("conditional")),
+    "gr-plus-gating": MethodSpec(
+        "generative replay with gating on internal context added (ablation)", _gr_plus("gating")),
+    "gr-plus-internal": MethodSpec(
+        "generative replay with internal replay added (ablation)", _gr_plus("internal")),
+    "gr-plus-distill": MethodSpec(
+        "generative replay with distillation added (ablation)", _gr_plus("distill")),
+}
+METHODS.update(ABLATION_METHODS)
 
 ABLATION = ["bir", *[f"bir-no-{c}" for c in BIR_COMPONENTS], "dgr",
             *[f"gr-plus-{c}" for c in BIR_COMPONENTS]]

@@ -34,7 +34,8 @@ from birram.methods.registry import METHODS
 from birram.data.registry import PROTOCOLS
 outputs = {c: CliRunner().invoke(app, [c]).output for c in ("methods", "protocols", "presets",
                                                               "chips", "--help")}
-heavy = sorted(m for m in ("torch", "numba", "matplotlib", "scipy") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "numba", "matplotlib", "scipy", "numpy")
+               if m in sys.modules)
 print(json.dumps({"heavy": heavy, "outputs": outputs,
                   "descriptions": {n: s.description for n, s in METHODS.items()},
                   "scenarios": {n: list(s.scenarios) for n, s in METHODS.items()}}))

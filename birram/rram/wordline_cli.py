@@ -9,9 +9,8 @@ import io as _io
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import typer
 
 from birram import io
@@ -19,9 +18,14 @@ from birram.cli_support import friendly_errors
 from birram.errors import ConfigError
 from birram.rundir import check_writable
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 def parse_word_line_voltages(text: str) -> np.ndarray:
     """``'0.4:3.0:0.1'`` (start:stop:step, stop included) or ``'0.5,1,1.5'``."""
+    import numpy as np  # imported here: the command line starts without numpy
+
     try:
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
@@ -67,6 +71,8 @@ def wordline_command(v_wl: str, params: str, v_bl: float, pulse_width: float, v_
     ``scatter`` > 0 multiplies each resistance in the table by a seeded log-normal factor
     (sigma of ln R), as cell-to-cell spread does in a measured array: a test input for the fit.
     """
+    import numpy as np  # imported here: the command line starts without numpy
+
     from birram.rram import plots
     from birram.rram.params import get_params
     from birram.rram.wordline import simulate_wordline
@@ -112,6 +118,8 @@ def fit_wordline_command(path: Path, params: str, v_bl: float, pulse_width: floa
                          lam: float, fit: str, out: Path | None) -> dict[str, Any]:
     """Fit the transistor to a measured V_WL-R table; optionally write fit.json, fit.csv and
     fit.png under ``out``."""
+    import numpy as np  # imported here: the command line starts without numpy
+
     from birram.rram import plots
     from birram.rram.params import get_params
     from birram.rram.wordline import FIT_PARAMETERS, fit_wordline, simulate_wordline

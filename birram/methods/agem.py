@@ -8,13 +8,11 @@ update is projected onto the half-space where the memory loss does not increase 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
-from birram.methods.base import Batch, Context, Method, TrainingSet, masked
-from birram.methods.buffer import ClassBalancedBuffer, ReservoirBuffer
+from birram.methods.base import Context, masked
+from birram.methods.memory import SampleMemoryMethod
 
 
 def project_gradient(grad: torch.Tensor, grad_ref: torch.Tensor) -> torch.Tensor:
@@ -28,21 +26,8 @@ def project_gradient(grad: torch.Tensor, grad_ref: torch.Tensor) -> torch.Tensor
     return grad - (conflict / length) * grad_ref
 
 
-class AGEM(Method):
+class AGEM(SampleMemoryMethod):
     name = "agem"
-
-    def __init__(self, samples_per_class: int = 100, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.samples_per_class = samples_per_class
-        self.buffer: ClassBalancedBuffer | ReservoirBuffer = ClassBalancedBuffer(samples_per_class)
-
-    def setup(self, ctx: Context) -> None:
-        super().setup(ctx)
-        if ctx.protocol.stream is not None:  # the same memory, filled without boundaries
-            self.buffer = ReservoirBuffer(self.samples_per_class * ctx.protocol.n_outputs)
-
-    def observe(self, ctx: Context, batch: Batch) -> None:
-        self.buffer.add(batch.x, batch.y, batch.task_ids, ctx.generator)
 
     def before_step(self, ctx: Context) -> None:
         if len(self.buffer) == 0:
@@ -60,17 +45,6 @@ class AGEM(Method):
             if p.grad is not None:
                 p.grad.copy_(projected[offset:offset + n].view_as(p))
             offset += n
-
-    def after_task(self, ctx: Context, data: TrainingSet) -> None:
-        super().after_task(ctx, data)
-        self.buffer.add(data.x, data.y, data.task_ids, ctx.generator)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "buffer": self.buffer.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any], ctx: Context) -> None:
-        super().load_state_dict(state, ctx)
-        self.buffer.load_state_dict(state["buffer"])
 
 
 def flatten(grads: list[torch.Tensor | None], params: list[torch.nn.Parameter]) -> torch.Tensor:

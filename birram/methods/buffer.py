@@ -1,4 +1,5 @@
-"""A class-balanced memory of stored samples (Experience Replay, iCaRL exemplars)."""
+"""Memories of stored samples: class-balanced (Experience Replay, A-GEM, iCaRL exemplars) and
+reservoir-sampled (the same methods on a stream)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,38 @@ from typing import Any
 import torch
 
 
-class ClassBalancedBuffer:
-    """Holds at most ``per_class`` samples of every class seen, with each sample's task id."""
+class StoredSamples:
+    """Samples with their labels and task ids, drawn from uniformly with replacement."""
 
-    def __init__(self, per_class: int) -> None:
-        if per_class < 1:
-            raise ValueError(f"per_class={per_class} must be at least 1")
-        self.per_class = per_class
+    def __init__(self) -> None:
         self.x: torch.Tensor | None = None
         self.y: torch.Tensor | None = None
         self.task_ids: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return 0 if self.y is None else int(self.y.shape[0])
+
+    def sample(self, n: int, generator: torch.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        assert self.x is not None and self.y is not None and self.task_ids is not None
+        idx = torch.randint(0, len(self), (n,), generator=generator).to(self.x.device)
+        return self.x[idx], self.y[idx], self.task_ids[idx]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"x": self.x, "y": self.y, "task_ids": self.task_ids}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.x, self.y, self.task_ids = state["x"], state["y"], state["task_ids"]
+
+
+class ClassBalancedBuffer(StoredSamples):
+    """Holds at most ``per_class`` samples of every class seen, with each sample's task id."""
+
+    def __init__(self, per_class: int) -> None:
+        if per_class < 1:
+            raise ValueError(f"per_class={per_class} must be at least 1")
+        super().__init__()
+        self.per_class = per_class
 
     def add(self, x: torch.Tensor, y: torch.Tensor, task_ids: torch.Tensor,
             generator: torch.Generator) -> None:
@@ -41,20 +61,8 @@ class ClassBalancedBuffer:
         self.y = torch.cat([p[1] for p in parts])
         self.task_ids = torch.cat([p[2] for p in parts])
 
-    def sample(self, n: int, generator: torch.Generator
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        assert self.x is not None and self.y is not None and self.task_ids is not None
-        idx = torch.randint(0, len(self), (n,), generator=generator).to(self.x.device)
-        return self.x[idx], self.y[idx], self.task_ids[idx]
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"x": self.x, "y": self.y, "task_ids": self.task_ids}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.x, self.y, self.task_ids = state["x"], state["y"], state["task_ids"]
-
-
-class ReservoirBuffer:
+class ReservoirBuffer(StoredSamples):
     """A memory of at most ``budget`` samples filled by reservoir sampling (for streams, where
     no boundary says when to store): after ``n`` samples, each is held with probability
     ``budget / n``, as the reference's task-free buffer (``memory_buffer_stream.py``)."""
@@ -62,11 +70,9 @@ class ReservoirBuffer:
     def __init__(self, budget: int) -> None:
         if budget < 1:
             raise ValueError(f"budget={budget} must be at least 1")
+        super().__init__()
         self.budget = budget
         self.seen = 0  # samples offered so far
-        self.x: torch.Tensor | None = None
-        self.y: torch.Tensor | None = None
-        self.task_ids: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return min(self.seen, self.budget)
@@ -95,15 +101,9 @@ class ReservoirBuffer:
         self.x[dst], self.y[dst], self.task_ids[dst] = x[src], y[src], task_ids[src]
         self.seen += n
 
-    def sample(self, n: int, generator: torch.Generator
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        assert self.x is not None and self.y is not None and self.task_ids is not None
-        idx = torch.randint(0, len(self), (n,), generator=generator).to(self.x.device)
-        return self.x[idx], self.y[idx], self.task_ids[idx]
-
     def state_dict(self) -> dict[str, Any]:
-        return {"x": self.x, "y": self.y, "task_ids": self.task_ids, "seen": self.seen}
+        return {**super().state_dict(), "seen": self.seen}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.x, self.y, self.task_ids = state["x"], state["y"], state["task_ids"]
+        super().load_state_dict(state)
         self.seen = int(state["seen"])

@@ -27,7 +27,12 @@ from torch import nn
 
 from birram.errors import ConfigError
 from birram.methods.base import Context, Method, TrainingSet
-from birram.methods.regularisers import _linear_layers, diagonal_fisher, trainable
+from birram.methods.regularisers import (
+    _linear_layers,
+    diagonal_fisher,
+    linear_output_gradients,
+    trainable,
+)
 
 # The reference's split-MNIST tau per scenario (params/param_values.py); 1 elsewhere.
 SPLIT_MNIST_TAU: dict[str, float] = {"task": 0.01, "domain": 10.0, "class": 1000.0}
@@ -58,24 +63,12 @@ def per_sample_rows(model: nn.Module, x: torch.Tensor, score: Callable[[torch.Te
     ``score(model(x))`` (one value per sample) w.r.t. its outputs: the per-sample gradient of
     the weight is ``d_i a_i^T`` and of the bias ``d_i``."""
     layers = linear_layers(model)
-    seen: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def keep(layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        if layer in seen or inputs[0].dim() != 2:
-            raise ConfigError("fromp needs each linear layer applied once to [batch, features]")
-        seen[layer] = (inputs[0].detach(), output)  # type: ignore[index]
-
-    handles = [layer.register_forward_hook(keep) for layer in layers]
-    try:
-        with torch.enable_grad():
-            values = score(model(x))
-            grads = torch.autograd.grad(values.sum(), [seen[m][1] for m in layers],
-                                        allow_unused=True)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return layers, {m: (seen[m][0], g if g is not None else torch.zeros_like(seen[m][1]))
-                    for m, g in zip(layers, grads)}
+    rows = linear_output_gradients(
+        model, layers, x, lambda logits: score(logits).sum(),
+        ConfigError("fromp needs each linear layer applied once to [batch, features]"))
+    return layers, {m: (a, d if d is not None else torch.zeros(a.shape[0], m.out_features,
+                                                               dtype=a.dtype, device=a.device))
+                    for m, (a, d) in zip(layers, rows)}
 
 
 class FROMP(Method):

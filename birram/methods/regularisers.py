@@ -163,33 +163,44 @@ def _linear_layers(model: nn.Module) -> list[nn.Linear] | None:
     return layers if covered == wanted else None
 
 
+def linear_output_gradients(model: nn.Module, layers: list[nn.Linear], x: torch.Tensor,
+                            objective: Callable[[torch.Tensor], torch.Tensor],
+                            misuse: Exception) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """For each of ``layers``, its input and the gradient of ``objective(model(x))`` (a scalar)
+    w.r.t. its output. Nothing couples samples, so both are per sample: the per-sample gradient
+    of a weight is ``d_i a_i^T`` and of a bias ``d_i``. ``misuse`` is raised when a layer runs
+    twice or on inputs that are not ``[batch, features]``."""
+    seen: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def keep(layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if layer in seen or inputs[0].dim() != 2:
+            raise misuse
+        seen[layer] = (inputs[0].detach(), output)  # type: ignore[index]
+
+    handles = [layer.register_forward_hook(keep) for layer in layers]
+    try:
+        with torch.enable_grad():
+            value = objective(model(x))
+            grads = torch.autograd.grad(value, [seen[m][1] for m in layers], allow_unused=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [(seen[m][0], g) for m, g in zip(layers, grads)]
+
+
 def _linear_accumulator(model: nn.Module, layers: list[nn.Linear], regression: bool = False
                         ) -> tuple[Accumulate, Callable[[], torch.Tensor]]:
     total = {id(p): torch.zeros_like(p) for p in trainable(model)}
 
     def accumulate(xb: torch.Tensor, mb: torch.Tensor, label: torch.Tensor,
                    weight: torch.Tensor) -> None:
-        seen: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor]] = {}
-
-        def keep(layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            if layer in seen or inputs[0].dim() != 2:
-                raise ValueError("backend='linear' needs each layer applied once to [B, F] inputs")
-            seen[layer] = (inputs[0].detach(), output)  # type: ignore[index]
-
-        handles = [layer.register_forward_hook(keep) for layer in layers]
-        try:
-            with torch.enable_grad():
-                loss = _weighted_nll(model(xb), mb, label, weight, regression)
-                outputs = [seen[layer][1] for layer in layers]
-                # Gradients w.r.t. each layer's output: per-sample, as nothing couples samples.
-                deltas = torch.autograd.grad(loss, outputs, allow_unused=True)
-        finally:
-            for handle in handles:
-                handle.remove()
-        for layer, delta in zip(layers, deltas):
+        rows = linear_output_gradients(
+            model, layers, xb, lambda logits: _weighted_nll(logits, mb, label, weight, regression),
+            ValueError("backend='linear' needs each layer applied once to [B, F] inputs"))
+        for layer, (a, delta) in zip(layers, rows):
             if delta is None:
                 continue
-            d2, a2 = delta.square(), seen[layer][0].square()
+            d2, a2 = delta.square(), a.square()
             if layer.weight.requires_grad:
                 total[id(layer.weight)] += d2.T @ a2
             if layer.bias is not None and layer.bias.requires_grad:

@@ -1,15 +1,18 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from birram.config import MethodConfig, build_config
 from birram.data.protocols import split_protocol
+from birram.data.stream import StreamSpec
 from birram.errors import ConfigError
-from birram.methods.base import TrainSettings
+from birram.methods.base import Batch, StreamProgress, TrainSettings
 from birram.methods.generative_classifier import GenerativeClassifier
 from birram.methods.registry import build_method
 from birram.models.generative_classifier import ClassVAEs, importance_log_likelihood
-from birram.train import make_context, prepare, train_continual
+from birram.train import LoopHooks, make_context, prepare, train_continual
 from tests.conftest import blobs, interrupted_then_resumed
 
 SETTINGS = TrainSettings(iters=150, batch_size=32, lr=1e-2)
@@ -139,3 +142,84 @@ def test_exported_program_scores_like_the_method(tmp_path):
     for batch in (1, 7, 40):  # the batch dimension stays dynamic
         x = ctx.protocol.tasks[1].x_test[:batch]
         torch.testing.assert_close(module(x), method.predict(ctx, x), atol=1e-4, rtol=1e-4)
+
+
+def class_parameters(model: ClassVAEs, c: int) -> list[torch.Tensor]:
+    """Everything class ``c`` learns: its VAE's parameters and its output scale."""
+    scale = model.log_scale(c)
+    return [p.detach().clone() for p in model.vaes[c].parameters()] + \
+        ([scale.detach().clone()] if scale is not None else [])
+
+
+class ClassSnapshots(LoopHooks):
+    """Each class's parameters, and the classes the stream has shown, after every share."""
+
+    def __init__(self) -> None:
+        self.params: list[list[list[torch.Tensor]]] = []
+        self.seen: list[list[bool]] = []
+
+    def task_done(self, method, ctx, accuracies):  # type: ignore[no-untyped-def]
+        self.params.append([class_parameters(ctx.model, c)
+                            for c in range(ctx.protocol.n_outputs)])
+        self.seen.append(ctx.stream.seen_outputs.tolist())
+
+
+def stream_run(transition: int) -> tuple[np.ndarray, list[list[torch.Tensor]], ClassSnapshots,
+                                         object]:
+    """The generative classifier on a task-free stream of 3 contexts x 2 blob classes."""
+    protocol = split_protocol(blobs(n_classes=6, per_class=40), "class", 3)
+    protocol = replace(protocol, stream=StreamSpec(transition, "fuzzy"))  # type: ignore[arg-type]
+    method = build_method("gen-classifier", MethodConfig(gc_hidden=[16], gc_z_dim=2,
+                                                         gc_importance_samples=20))
+    ctx = prepare(method, make_context(protocol, TrainSettings(iters=40, batch_size=32,
+                                                               lr=1e-2), 0))
+    initial = [class_parameters(ctx.model, c) for c in range(6)]
+    hooks = ClassSnapshots()
+    state = train_continual(method, ctx, hooks=hooks)
+    return np.array([r.accuracies for r in state.records]), initial, hooks, ctx
+
+
+def unchanged(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_on_a_fuzzy_stream_only_the_classes_seen_so_far_learn_and_all_are_kept():
+    r, initial, hooks, _ = stream_run(transition=20)
+    for share, (params, seen) in enumerate(zip(hooks.params, hooks.seen)):
+        assert seen[: 2 * share + 2] == [True] * (2 * share + 2)  # the share's own classes
+        for c in range(6):
+            assert unchanged(params[c], initial[c]) != seen[c], (share, c)
+    assert r[-1].min() >= 0.9  # told no boundary, it still remembers every context
+
+
+def test_on_a_sharp_untold_stream_a_context_no_longer_shown_is_left_bit_for_bit():
+    _, _, hooks, _ = stream_run(transition=0)
+    for share in (1, 2):
+        for c in range(2 * share):  # the classes of earlier contexts
+            assert unchanged(hooks.params[share][c], hooks.params[share - 1][c]), (share, c)
+
+
+def test_each_vae_learns_from_its_own_class_samples_only():
+    """On a stream, class c's gradient reads class c's samples only; absent classes get none."""
+    protocol = split_protocol(blobs(n_classes=4, per_class=40), "class", 2)
+    protocol = replace(protocol, stream=StreamSpec(0, "fuzzy"))  # type: ignore[arg-type]
+    method = gen_classifier()
+    ctx = prepare(method, make_context(protocol, SETTINGS, 0))
+    ctx.stream = StreamProgress(torch.ones(4, dtype=torch.bool), torch.ones(2, dtype=torch.bool))
+    y = torch.tensor([0, 1, 0, 1, 1, 0, 0, 1])
+    x = protocol.tasks[0].x_train[:8].clone()
+
+    def gradients(inputs: torch.Tensor) -> list[list[torch.Tensor | None]]:
+        ctx.model.zero_grad(set_to_none=True)
+        ctx.generator.manual_seed(5)  # the same reparameterisation noise for both batches
+        batch = Batch(inputs, y, torch.zeros_like(y), ctx.sample_mask(torch.zeros_like(y)))
+        method.current_loss(ctx, batch)[0].backward()
+        return [[p.grad for p in ctx.model.vaes[c].parameters()] for c in range(4)]
+
+    before = gradients(x)
+    moved = x.clone()
+    moved[y == 1] += 5.0  # only class 1's samples change
+    after = gradients(moved)
+    assert all(g is not None and torch.equal(g, h) for g, h in zip(before[0], after[0]))
+    assert any(not torch.equal(g, h) for g, h in zip(before[1], after[1]))
+    assert all(g is None for c in (2, 3) for g in before[c] + after[c])

@@ -143,10 +143,14 @@ def test_class_il_mask_is_the_classes_the_stream_has_shown():
 @pytest.mark.parametrize("name", stream_methods())
 def test_every_stream_capable_method_runs_a_tiny_stream(name):
     cfg = MethodConfig(consolidate_every=6, z_dim=4, er_samples_per_class=4,
-                       agem_samples_per_class=4, si_c=0.1)
+                       agem_samples_per_class=4, si_c=0.1, gc_hidden=[8], gc_z_dim=2,
+                       gc_importance_samples=8, xdg_prop=0.5)
     method = build_method(name, cfg)
     assert method.runs_without_boundaries
-    ctx = prepare(method, make_context(stream_protocol(n_classes=4, n_tasks=2), TINY, 0))
+    # Methods that need each sample's task (XdG) run where the stream tells it: task-IL.
+    scenario = "class" if "class" in METHODS[name].scenarios else "task"
+    protocol = stream_protocol(n_classes=4, n_tasks=2, scenario=scenario)
+    ctx = prepare(method, make_context(protocol, TINY, 0))
     state = train_continual(method, ctx)
     r = np.array([rec.accuracies for rec in state.records])
     assert r.shape == (2, 2) and np.isfinite(r).all()
@@ -166,8 +170,7 @@ def test_replay_methods_run_a_stream_in_task_and_domain_il(name, scenario):
 
 def test_methods_that_need_boundaries_are_refused_in_one_line():
     refused = [name for name, spec in METHODS.items() if not spec.stream]
-    assert {"ewc", "online-ewc", "icarl", "fromp", "xdg", "separate-networks",
-            "gen-classifier"} == set(refused)
+    assert {"ewc", "online-ewc", "icarl", "fromp", "separate-networks"} == set(refused)
     for name in refused:
         with pytest.raises(ConfigError) as err:
             check_methods([name], stream=True)
@@ -175,6 +178,14 @@ def test_methods_that_need_boundaries_are_refused_in_one_line():
         assert "\n" not in message and f"'{name}' needs task boundaries" in message
         assert "bir" in message and "er" in message
     check_methods(stream_methods(), stream=True)
+
+
+def test_a_stream_that_tells_no_task_refuses_xdg_for_want_of_the_task_identity():
+    for scenario in ("class", "domain"):
+        with pytest.raises(ConfigError, match="'xdg' needs the task identity: use scenario "
+                                              "'task'"):
+            check_methods(["xdg"], scenario, stream=True)
+    check_methods(["xdg", "gen-classifier"], "task", stream=True)
 
 
 def test_the_loop_refuses_a_boundary_method_on_a_stream():

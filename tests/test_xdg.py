@@ -100,3 +100,18 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
                                              lambda: blobs(n_classes=4))
     for a, b in zip(full.results, resumed.results):
         np.testing.assert_array_equal(a.accuracy_matrix, b.accuracy_matrix)
+
+
+def test_runs_on_a_task_incremental_stream_gated_by_each_samples_told_context():
+    from dataclasses import replace
+
+    from birram.data.stream import StreamSpec
+
+    method = XdG(gate_prop=0.6)
+    protocol = split_protocol(blobs(n_classes=6, per_class=20), "task", 3)
+    protocol = replace(protocol, stream=StreamSpec(20, "fuzzy"))  # type: ignore[arg-type]
+    ctx = prepare(method, make_context(protocol, SETTINGS, 0))
+    gates = all_gates(ctx.model)
+    state = train_continual(method, ctx)
+    assert np.array([r.accuracies for r in state.records])[-1].min() >= 0.9
+    assert all(torch.equal(a, b) for a, b in zip(gates, all_gates(ctx.model)))

@@ -3,7 +3,9 @@
 Each class's VAE learns only from that class's samples, while its task is trained; the other
 VAEs get no gradient (``None``, so Adam leaves them bit-for-bit alone) and nothing is
 forgotten by construction. An input is classified by the class whose VAE gives it the highest
-importance-sampled likelihood (uniform class prior). No data and no replay are kept.
+importance-sampled likelihood (uniform class prior). No data and no replay are kept. Since
+each VAE needs only its own class's samples, it learns from a task-free stream as well: each
+step trains the VAE of every class the batch holds (as the authors' task-free code does).
 
 Details that follow the authors' code: the per-class architecture (two hidden layers of 85
 units and a 5-dimensional latent space for MNIST-like inputs), 50 importance samples, and a
@@ -60,7 +62,6 @@ class GenerativeClassifier(Method):
     """One VAE per output unit, trained on its own class only; argmax of estimated log p(x|y)."""
 
     name = "gen-classifier"
-    boundary_free = False
 
     def __init__(self, hidden: list[int], z_dim: int, importance_samples: int,
                  recon_loss: ReconLoss = "auto", extractor: nn.Module | None = None,
@@ -99,16 +100,24 @@ class GenerativeClassifier(Method):
                          ctx.generator, extractor=self.extractor,
                          learned_scale=self.learned_scale)
 
-    def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict]:
-        """Sum over the task's classes of the mean loss of that class's samples under its VAE.
+    def trained_classes(self, ctx: Context, batch: Batch) -> list[int]:
+        """The classes whose VAEs this batch trains: the task's, or on a stream (no task is
+        told) those the batch holds. The others get no gradient, so Adam leaves them alone."""
+        if ctx.stream is None:
+            return list(ctx.protocol.tasks[ctx.task].outputs)
+        # One device synchronisation per step, on streams only.
+        return torch.unique(batch.y).tolist()
 
-        Each VAE of the task reads the whole batch and weighs it by membership: no
-        data-dependent shapes (and no device synchronisation); tasks hold few classes.
+    def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict]:
+        """Sum over the trained classes of the mean loss of that class's samples under its VAE.
+
+        Each of these VAEs reads the whole batch and weighs it by membership: no
+        data-dependent shapes; a batch holds few classes.
         """
         model: ClassVAEs = ctx.model  # type: ignore[assignment]
         x = model.features(batch.x)
         loss = x.new_zeros(())
-        for c in ctx.protocol.tasks[ctx.task].outputs:
+        for c in self.trained_classes(ctx, batch):
             vae = model.vaes[c]
             member = (batch.y == c).to(x.dtype)
             weight = member / member.sum().clamp(min=1.0)

@@ -1,5 +1,9 @@
 """XdG, context-dependent gating (Masse et al. 2018): a fixed random subset of hidden units
-per task, chosen by the sample's task both in training and at test time (task-IL only)."""
+per task, chosen by the sample's task both in training and at test time (task-IL only).
+
+The gates follow each sample's task id and nothing happens at a boundary, so it runs on a
+task-incremental stream too, where every sample's context is told (as in the authors'
+task-free code); a class- or domain-incremental stream tells no context and is refused."""
 
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ class XdG(Method):
     """Plain XdG; regularisers (EWC, SI) given to the constructor add their penalties."""
 
     name = "xdg"
-    boundary_free = False
 
     def __init__(self, gate_prop: float = 0.9, independent_gates: bool = False,
                  **kwargs: Any) -> None:

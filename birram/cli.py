@@ -188,6 +188,14 @@ def execute(cfg: RunConfig, out: Path | None, resume: bool) -> Path:
     console.print(table)
     for note in result.summary.get("data_notes", []):
         console.print(note, highlight=False, markup=False)
+    batching = result.summary.get("seed_batching", {})
+    together = [m for m, how in batching.items() if how.startswith("trained together")]
+    if together:
+        console.print(f"Seeds trained together as one stacked model: {', '.join(together)}.",
+                      highlight=False, markup=False)
+    for method, how in batching.items():
+        if method not in together:
+            console.print(f"{method}: {how}.", highlight=False, markup=False)
     if cfg.hardware is not None:
         print_hardware_table(result.summary["hardware"], cfg)
     console.print(f"Results written to [bold]{out}[/] (report.md, report.html, results.md, "

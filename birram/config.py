@@ -69,6 +69,9 @@ class TrainConfig(Strict):
     hidden: list[int] = Field(default_factory=lambda: [400, 400], max_length=32)
     device: str = "cpu"
     threads: int | None = Field(default=None, ge=1, le=1024)  # None: torch's default
+    # Train the seeds of a method together as one stacked model (birram.train_seeds) where
+    # the method supports it; False trains them one after another.
+    batch_seeds: bool = True
 
     @field_validator("hidden")
     @classmethod

@@ -138,7 +138,15 @@ def run_seed(
             raise TrainingDiverged(f"{method_name}, seed {seed}: {err}") from None
         raise
     wall = time.perf_counter() - started
-    result = finish_seed(cfg, method_name, seed, method, ctx, state, run_dir, wall)
+    return complete_seed(cfg, method_name, seed, method, ctx, state, run_dir, wall, chip_hooks,
+                         tracker)
+
+
+def complete_seed(cfg: RunConfig, method_name: str, seed: int, method: Method, ctx: Context,
+                  state: RunState, run_dir: Path, wall: float, chip_hooks: Any = None,
+                  tracker: Any = None, extra: dict[str, Any] | None = None) -> SeedResult:
+    """Write a trained seed's results, model and exports, then seal its directory."""
+    result = finish_seed(cfg, method_name, seed, method, ctx, state, run_dir, wall, extra)
     files = list(RESULT_FILES) + ([MAE_FILE] if cfg.target != "class" else [])
     if chip_hooks is not None:
         io.write_json(run_dir / "hardware.json", chip_hooks.finish(method, ctx))
@@ -152,7 +160,7 @@ def run_seed(
 
         export_all(method, ctx, run_dir, cfg.export_formats)
     rundir.seal(run_dir, files)
-    checkpoint_path.unlink(missing_ok=True)
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)
     if tracker is not None:
         tracker.finish(result.metrics, run_dir)
     return result
@@ -168,7 +176,8 @@ def save_replay_samples(method: Method, ctx: Context, run_dir: Path) -> None:
 
 
 def finish_seed(cfg: RunConfig, method_name: str, seed: int, method: Method, ctx: Context,
-                state: RunState, run_dir: Path, wall: float) -> SeedResult:
+                state: RunState, run_dir: Path, wall: float,
+                extra: dict[str, Any] | None = None) -> SeedResult:
     r = np.array([rec.accuracies for rec in state.records])
     b = np.array(state.random_init_accuracies)
     summary = summarise(r, b, fwt_defined=ctx.protocol.scenario != "class")
@@ -191,6 +200,7 @@ def finish_seed(cfg: RunConfig, method_name: str, seed: int, method: Method, ctx
         "random_init_accuracies": b.tolist(),
         "accuracy_matrix": r.tolist(),
         "output_names": list(names),
+        **(extra or {}),
     }
     if target is not None:
         regression = summarise_regression([rec.regression for rec in state.records])
@@ -227,13 +237,22 @@ def run_experiment(
     inputs = prepare_experiment(cfg, data)
     start_experiment_dir(cfg, out_dir)
     results: list[SeedResult] = []
-    for seed in cfg.seeds:
+    batching: dict[str, str] = {}
+    if cfg.train.batch_seeds and len(cfg.seeds) > 1:
+        from birram.run_seeds import run_method_seeds
+
         for name in cfg.methods:
-            results += run_method_seed(cfg, name, seed, inputs.protocols[seed],
-                                       out_dir / name / f"seed-{seed}", resume, progress,
-                                       inputs.extractor)
+            done, batching[name] = run_method_seeds(cfg, name, inputs, out_dir, resume,
+                                                    progress)
+            results += done
+    else:
+        for seed in cfg.seeds:
+            for name in cfg.methods:
+                results += run_method_seed(cfg, name, seed, inputs.protocols[seed],
+                                           out_dir / name / f"seed-{seed}", resume, progress,
+                                           inputs.extractor)
     summary = finish_experiment(cfg, out_dir, results, inputs.data_notes,
-                                describe_devices=own_data)
+                                describe_devices=own_data, seed_batching=batching)
     return ExperimentResult(out_dir, results, summary)
 
 
@@ -291,8 +310,8 @@ def is_finished(cfg: RunConfig, seed_dir: Path) -> bool:
 
 
 def finish_experiment(cfg: RunConfig, out_dir: Path, results: list[SeedResult],
-                      data_notes: Sequence[str] = (), describe_devices: bool = True
-                      ) -> dict[str, Any]:
+                      data_notes: Sequence[str] = (), describe_devices: bool = True,
+                      seed_batching: dict[str, str] | None = None) -> dict[str, Any]:
     """The summary, tables, figures and report of a finished experiment; returns the summary.
 
     ``describe_devices``: the report describes the simulated devices of an RRAM run (only
@@ -300,6 +319,8 @@ def finish_experiment(cfg: RunConfig, out_dir: Path, results: list[SeedResult],
     summary = summarise_experiment(cfg, results)
     if data_notes:
         summary["data_notes"] = list(data_notes)
+    if seed_batching:  # per method: seeds trained together, or why one at a time
+        summary["seed_batching"] = seed_batching
     io.write_json(out_dir / "summary.json", summary)
     report.write_experiment_report(out_dir, cfg, summary, results)
     if cfg.hardware is not None:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from birram.data.protocols import Protocol
+from birram.seeds import SeedRows
 
 # A finite stand-in for -inf: masked logits give exactly zero probability without producing
 # NaN in 0 * log(0) terms of soft-target losses.
@@ -59,6 +60,13 @@ class Context:
     # On a task-free stream (``protocol.stream``): what it has shown so far. ``task`` is then
     # the loop's bookkeeping (which share of the stream is running) and methods must not read it.
     stream: StreamProgress | None = None
+    # The seeds trained in this context (one, or several as one stacked model): every draw
+    # during training goes through ``rows`` (for one seed, the same stream as ``generator``).
+    rows: SeedRows = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.rows is None:
+            self.rows = SeedRows([self.generator])
 
     @property
     def tasks_seen(self) -> int:
@@ -297,6 +305,7 @@ class Method:
             weight_current = self.current_weight(ctx, batch)
             loss = weight_current * loss + (1.0 - weight_current) * replay[0]
             logs.update(replay[1])
+        loss = ctx.rows.loss_sum(loss)  # stacked seeds: each seed's own data loss
         for reg in self.regularisers:
             penalty = reg.penalty(ctx)
             if penalty is not None:
@@ -317,6 +326,20 @@ class Method:
     def predict(self, ctx: Context, x: torch.Tensor) -> torch.Tensor:
         """Scores for every output unit (the loop applies the evaluation mask)."""
         return ctx.model(x)
+
+    # -- seeds trained together (birram.train_seeds) ----------------------------------------
+    def seed_modules(self) -> dict[str, nn.Module]:
+        """Trained modules the method holds besides ``ctx.model`` (stacked with it)."""
+        return {}
+
+    def set_seed_module(self, name: str, module: nn.Module, ctx: Context) -> None:
+        """Replace the module :meth:`seed_modules` names ``name`` (by its stacked form)."""
+        raise KeyError(name)
+
+    def stack_seeds(self, ctx: Context) -> None:
+        """After ``ctx.model`` and :meth:`seed_modules` became stacked: set up what reads them."""
+        for reg in self.regularisers:
+            reg.setup(ctx)
 
     # -- resume ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

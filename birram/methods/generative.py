@@ -308,17 +308,22 @@ class BIR(Method):
 
     @torch.no_grad()
     def generate(self, ctx: Context, source: ReplayVAE, classes: torch.Tensor,
-                 task_ids: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Decode samples of ``classes`` (their prior modes and gates, where those are used)."""
-        noise = torch.randn(classes.shape[0], source.z_dim, generator=gen).to(ctx.device)
+                 task_ids: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        """Decode samples of ``classes`` (their prior modes and gates, where those are used);
+        the noise comes from ``gen``, or without one from each seed's own generator."""
+        if gen is None:
+            noise = ctx.rows.randn(ctx.rows.per_seed(classes.shape[0]), source.z_dim,
+                                   device=ctx.device)
+        else:
+            noise = torch.randn(classes.shape[0], source.z_dim, generator=gen).to(ctx.device)
         z = source.prior.sample(classes, noise) if source.prior is not None else noise
         return source.decode(z, self._contexts(classes, task_ids))
 
     def _replay(self, ctx: Context, n: int) -> Replay:
         source = self.previous if self.feedback else self.previous_generator
         draw = self._draw_contexts if self.known is None else self._draw_known
-        classes, task_ids = draw(ctx, n, ctx.generator)
-        x = self.generate(ctx, source, classes, task_ids, ctx.generator)
+        classes, task_ids = ctx.rows.draw(lambda gen: draw(ctx, n, gen))
+        x = self.generate(ctx, source, classes, task_ids)
         with torch.no_grad():
             logits = self.classify_replay_space(self.previous, x)
         if self.known is not None:
@@ -337,7 +342,7 @@ class BIR(Method):
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-sample reconstruction and (scaled) KL terms, and the encoder's top layer."""
         mu, logvar, top = vae.encode(enc_in)
-        noise = torch.randn(mu.shape, generator=ctx.generator).to(ctx.device)
+        noise = ctx.rows.randn_like(mu)
         z = mu + torch.exp(0.5 * logvar) * noise
         out = vae.decode_logits(z, contexts)
         if self._recon == "bce":
@@ -386,7 +391,8 @@ class BIR(Method):
     def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
         """Loss on the current batch; the replayed batch goes through the same forward pass
         (one pass over both is cheaper than two), its loss kept for :meth:`replay_loss`."""
-        n = batch.x.shape[0]
+        rows = ctx.rows  # stacked seeds: n rows per seed, concatenated seed by seed
+        n = rows.per_seed(batch.x.shape[0])
         replay = self._replay(ctx, n) if self.previous is not None else None
         target = self.to_replay_space(batch.x)
         cur_contexts = self._contexts(batch.y, batch.task_ids)
@@ -399,13 +405,13 @@ class BIR(Method):
         if replay is not None:
             rep_probs, rep_log_w = self._replay_targets(replay)
             rep_contexts = self._contexts(replay.hard, replay.task_ids, rep_probs)
-            target = torch.cat([target, replay.x])
+            target = rows.cat([target, replay.x])
             if cur_contexts is not None:
-                cur_contexts = torch.cat([cur_contexts, rep_contexts])
+                cur_contexts = rows.cat([cur_contexts, rep_contexts])
             if cur_log_w is not None:
-                cur_log_w = torch.cat([cur_log_w, rep_log_w])
+                cur_log_w = rows.cat([cur_log_w, rep_log_w])
             if self.feedback:
-                enc_in = torch.cat([enc_in, self._encoder_input(replay.x)])
+                enc_in = rows.cat([enc_in, self._encoder_input(replay.x)])
 
         if self.feedback:
             vae = ctx.model
@@ -416,8 +422,8 @@ class BIR(Method):
             recon, kl, _ = self._vae_terms(ctx, vae, target, target, cur_contexts, cur_log_w)
             logits = self.classify_replay_space(ctx.model, target)
 
-        pred = prediction_loss(ctx, logits[:n], batch.y, batch.mask)
-        recon_cur, kl_cur = recon[:n].mean(), kl[:n].mean()
+        pred = prediction_loss(ctx, rows.head(logits, n), batch.y, batch.mask)
+        recon_cur, kl_cur = rows.head(recon, n).mean(), rows.head(kl, n).mean()
         logs: dict[str, Any] = {"loss_class": pred.detach(), "loss_recon": recon_cur.detach(),
                                 "loss_kl": kl_cur.detach()}
         gen_cur = recon_cur + kl_cur
@@ -425,8 +431,8 @@ class BIR(Method):
         self._pending_replay = None
         gen_loss = gen_cur
         if replay is not None:
-            pred_r = self._prediction_loss(ctx, logits[n:], replay)
-            recon_r, kl_r = recon[n:].mean(), kl[n:].mean()
+            pred_r = self._prediction_loss(ctx, rows.tail(logits, n), replay)
+            recon_r, kl_r = rows.tail(recon, n).mean(), rows.tail(kl, n).mean()
             gen_rep = recon_r + kl_r
             loss_r = pred_r + gen_rep if self.feedback else pred_r
             self._pending_replay = (loss_r, {
@@ -448,7 +454,7 @@ class BIR(Method):
             # Disjoint parameters: one backward pass gives both models their own gradients;
             # the generator's optimiser steps in after_step.
             logs["loss_generator"] = self._generator_loss.detach()
-            loss = loss + self._generator_loss
+            loss = loss + ctx.rows.loss_sum(self._generator_loss)
             self._generator_loss = None
         return loss, logs
 
@@ -477,6 +483,16 @@ class BIR(Method):
     # -- the current generator (for pictures and checks) ------------------------------------
     def current_generator(self, ctx: Context) -> ReplayVAE:
         return ctx.model if self.feedback else self.generator  # type: ignore[return-value]
+
+    # -- seeds trained together ---------------------------------------------------------------
+    def seed_modules(self) -> dict[str, nn.Module]:
+        return {} if self.generator is None else {"generator": self.generator}
+
+    def set_seed_module(self, name: str, module: nn.Module, ctx: Context) -> None:
+        if name != "generator" or self.generator is None:
+            raise KeyError(name)
+        self.generator = module  # type: ignore[assignment]
+        self.gen_optimizer = self._adam(list(module.parameters()), ctx)
 
     # -- resume -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

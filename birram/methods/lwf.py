@@ -44,7 +44,8 @@ class LwF(Method):
         elif ctx.protocol.scenario == "task":
             # Each replayed input is scored by one previous task's head, drawn at random: the
             # same expectation as averaging over every previous head, at the cost of one.
-            task_ids = torch.randint(0, ctx.task, (batch.x.shape[0],), generator=ctx.generator)
+            n = ctx.rows.per_seed(batch.x.shape[0])
+            task_ids = ctx.rows.draw(lambda gen: torch.randint(0, ctx.task, (n,), generator=gen))
             task_ids = task_ids.to(ctx.device)
             teacher_mask = ctx.masks[task_ids]
         else:

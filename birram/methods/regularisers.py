@@ -18,6 +18,8 @@ from torch.func import functional_call, grad, vmap
 
 from birram.errors import ConfigError
 from birram.methods.base import Context, Regulariser, TrainingSet, masked
+from birram.models.stacked import NotStackable, SeedLinear
+from birram.seeds import SeedRows
 
 FisherLabels = Literal["all", "sample", "pred", "true"]
 FISHER_LABELS: tuple[str, ...] = ("all", "sample", "pred", "true")
@@ -66,6 +68,7 @@ def diagonal_fisher(
     chunk: int | None = None,
     backend: FisherBackend = "auto",
     regression: bool = False,
+    rows: SeedRows | None = None,
 ) -> torch.Tensor:
     """Mean over samples of the squared per-sample gradient of the log-likelihood, as one vector
     over the trainable parameters (in ``model.parameters()`` order).
@@ -87,6 +90,10 @@ def diagonal_fisher(
     ``regression``: the model's single output is the mean of a unit-variance Gaussian over the
     target (in its model units), whose Fisher is the mean squared gradient of that output;
     ``labels`` is then irrelevant.
+
+    ``rows``: for a stacked model (:mod:`birram.models.stacked`), the seeds whose seed-major
+    samples ``x`` holds; each seed's Fisher is the mean over its own samples, taken in the
+    chunks its own run would take, and only the ``"linear"`` backend applies.
     """
     if labels not in FISHER_LABELS:
         raise ValueError(f"labels={labels!r}; allowed: {', '.join(FISHER_LABELS)}")
@@ -96,6 +103,17 @@ def diagonal_fisher(
     if backend == "linear" and layers is None:
         raise ValueError("backend='linear' needs every trainable parameter in an nn.Linear")
     use_linear = backend == "linear" or (backend == "auto" and layers is not None)
+    seeds = 1 if rows is None else rows.n
+    if seeds > 1 and not use_linear:
+        raise NotStackable("the Fisher of stacked seeds needs every trainable parameter in a "
+                           "linear layer")
+    per_seed = x.shape[0] // seeds
+
+    def rows_of(t: torch.Tensor, start: int, step: int) -> torch.Tensor:
+        if seeds == 1:
+            return t[start : start + step]
+        return t.reshape(seeds, per_seed, *t.shape[1:])[:, start : start + step].flatten(0, 1)
+
     was_training = model.training
     model.eval()
     try:
@@ -105,25 +123,25 @@ def diagonal_fisher(
         else:
             accumulate, result = _vmap_accumulator(model, regression)
         step = chunk or (1024 if use_linear else 64)
-        for start in range(0, x.shape[0], step):
-            xb, mb = x[start : start + step], mask[start : start + step]
-            yb = None if y is None else y[start : start + step]
+        for start in range(0, per_seed, step):
+            xb, mb = rows_of(x, start, step), rows_of(mask, start, step)
+            yb = None if y is None else rows_of(y, start, step)
             plan = ([(torch.zeros(xb.shape[0], dtype=torch.long, device=xb.device),
                       torch.ones(xb.shape[0], device=xb.device))] if regression
-                    else _label_plan(model, xb, mb, labels, yb, generator))
+                    else _label_plan(model, xb, mb, labels, yb, generator, rows))
             for label, weight in plan:
                 accumulate(xb, mb, label, weight)
     finally:
         model.train(was_training)
-    return result() / max(x.shape[0], 1)
+    return result() / max(per_seed, 1)
 
 
 Accumulate = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
 def _label_plan(model: nn.Module, xb: torch.Tensor, mb: torch.Tensor, labels: FisherLabels,
-                yb: torch.Tensor | None, generator: torch.Generator | None
-                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                yb: torch.Tensor | None, generator: torch.Generator | None,
+                rows: SeedRows | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The (label, weight) pairs whose weighted squared gradients make up the chunk's Fisher."""
     with torch.no_grad():
         probs = F.softmax(masked(model(xb), mb), 1)
@@ -137,6 +155,10 @@ def _label_plan(model: nn.Module, xb: torch.Tensor, mb: torch.Tensor, labels: Fi
         label = yb
     elif labels == "pred":
         label = probs.argmax(1)
+    elif rows is not None and rows.n > 1:  # "sample", each seed from its own generator
+        per_seed = iter(rows.blocks(probs.cpu()))
+        label = rows.draw(lambda g: torch.multinomial(next(per_seed), 1, generator=g))
+        label = label.squeeze(1).to(xb.device)
     else:  # "sample"
         label = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(xb.device)
     return [(label, torch.ones(n, device=xb.device))]
@@ -154,16 +176,16 @@ def _weighted_nll(logits: torch.Tensor, mask: torch.Tensor, label: torch.Tensor,
     return (weight.sqrt() * nll).sum()
 
 
-def _linear_layers(model: nn.Module) -> list[nn.Linear] | None:
+def _linear_layers(model: nn.Module) -> list[nn.Module] | None:
     """The linear layers holding every trainable parameter, or ``None`` if some lie elsewhere."""
-    layers = [m for m in model.modules() if isinstance(m, nn.Linear)
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, SeedLinear))
               and any(p.requires_grad for p in m.parameters(recurse=False))]
     covered = {id(p) for m in layers for p in m.parameters(recurse=False) if p.requires_grad}
     wanted = {id(p) for p in trainable(model)}
     return layers if covered == wanted else None
 
 
-def linear_output_gradients(model: nn.Module, layers: list[nn.Linear], x: torch.Tensor,
+def linear_output_gradients(model: nn.Module, layers: list[nn.Module], x: torch.Tensor,
                             objective: Callable[[torch.Tensor], torch.Tensor],
                             misuse: Exception) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
     """For each of ``layers``, its input and the gradient of ``objective(model(x))`` (a scalar)
@@ -188,7 +210,7 @@ def linear_output_gradients(model: nn.Module, layers: list[nn.Linear], x: torch.
     return [(seen[m][0], g) for m, g in zip(layers, grads)]
 
 
-def _linear_accumulator(model: nn.Module, layers: list[nn.Linear], regression: bool = False
+def _linear_accumulator(model: nn.Module, layers: list[nn.Module], regression: bool = False
                         ) -> tuple[Accumulate, Callable[[], torch.Tensor]]:
     total = {id(p): torch.zeros_like(p) for p in trainable(model)}
 
@@ -201,6 +223,14 @@ def _linear_accumulator(model: nn.Module, layers: list[nn.Linear], regression: b
             if delta is None:
                 continue
             d2, a2 = delta.square(), a.square()
+            if isinstance(layer, SeedLinear):  # each seed's rows into its own weights
+                d2 = d2.reshape(layer.seeds, -1, d2.shape[-1])
+                a2 = a2.reshape(layer.seeds, -1, a2.shape[-1])
+                if layer.weight.requires_grad:
+                    total[id(layer.weight)] += torch.bmm(d2.transpose(1, 2), a2)
+                if layer.bias is not None and layer.bias.requires_grad:
+                    total[id(layer.bias)] += d2.sum(1)
+                continue
             if layer.weight.requires_grad:
                 total[id(layer.weight)] += d2.T @ a2
             if layer.bias is not None and layer.bias.requires_grad:
@@ -264,19 +294,22 @@ class _FisherPenalty(Regulariser):
 
     def setup(self, ctx: Context) -> None:
         self.params = trainable(ctx.model)
+        if ctx.rows.n > 1 and _linear_layers(ctx.model) is None:
+            raise NotStackable(f"{self.name} on stacked seeds needs every trainable parameter "
+                               "in a linear layer")
         if self.requested_strength is None:
             self.strength = literature_strength(self.method_key, ctx.protocol.scenario)  # type: ignore[arg-type]
 
     def estimate(self, ctx: Context, data: TrainingSet) -> torch.Tensor:
         """Fisher of the task just trained, on (a random subset of) its training data."""
         x, y, task_ids = data.x, data.y, data.task_ids
-        if self.fisher_samples is not None and self.fisher_samples < x.shape[0]:
-            idx = torch.randperm(x.shape[0], generator=ctx.generator)[: self.fisher_samples]
-            idx = idx.to(x.device)
+        n = ctx.rows.per_seed(x.shape[0])  # stacked seeds: each seed's own samples
+        if self.fisher_samples is not None and self.fisher_samples < n:
+            idx = ctx.rows.subset(n, self.fisher_samples, x.device)
             x, y, task_ids = x[idx], y[idx], task_ids[idx]
         return diagonal_fisher(ctx.model, x, ctx.sample_mask(task_ids), self.fisher_labels, y,
                                ctx.generator, self.chunk,
-                               regression=ctx.protocol.regression is not None)
+                               regression=ctx.protocol.regression is not None, rows=ctx.rows)
 
 
 class EWC(_FisherPenalty):

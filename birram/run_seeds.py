@@ -1,0 +1,100 @@
+"""An experiment's seeds of one method trained together (:mod:`birram.train_seeds`), each
+written to its own directory exactly as a separate run writes it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from birram import io
+from birram.errors import TrainingDiverged
+from birram.methods.registry import build_method
+from birram.models.stacked import NotStackable
+from birram.results import SeedResult
+from birram.run import (
+    ProgressFactory,
+    complete_seed,
+    is_finished,
+    resolve_device,
+    run_method_seed,
+    save_replay_samples,
+    settings_from,
+)
+
+if TYPE_CHECKING:
+    from birram.config import RunConfig
+    from birram.run import ExperimentInputs
+    from birram.train_seeds import SeedRun
+
+
+def _why_separate(cfg: RunConfig) -> str | None:
+    if cfg.hardware is not None:
+        return "each run keeps its own simulated chips"
+    if cfg.track is not None:
+        return "tracking logs one run at a time"
+    return None
+
+
+def run_method_seeds(cfg: RunConfig, name: str, inputs: ExperimentInputs, out_dir: Path,
+                     resume: bool = True, progress: ProgressFactory | None = None
+                     ) -> tuple[list[SeedResult], str]:
+    """Every seed of method ``name``: the unfinished ones trained together where the method
+    and the configuration allow it, else one after another. Returns the results in the
+    order of ``cfg.seeds`` and a line saying which way they were trained."""
+    from birram.train_seeds import stack_group, train_stacked, why_not_stacked
+
+    def seed_dir(seed: int) -> Path:
+        return out_dir / name / f"seed-{seed}"
+
+    pending = [s for s in cfg.seeds if not (resume and is_finished(cfg, seed_dir(s)))]
+
+    def build():  # type: ignore[no-untyped-def]
+        return build_method(name, cfg.method, inputs.extractor, target=cfg.target)
+
+    reason = _why_separate(cfg)
+    if reason is None and len(pending) >= 2:
+        reason = why_not_stacked(build(), inputs.protocols[pending[0]], len(pending))
+    group = None
+    if reason is None and len(pending) >= 2:
+        try:
+            group = stack_group(build, {s: inputs.protocols[s] for s in pending},
+                                settings_from(cfg), resolve_device(cfg.train.device))
+        except NotStackable as err:
+            reason = str(err)
+    if group is None:
+        results = []
+        for seed in cfg.seeds:
+            results += run_method_seed(cfg, name, seed, inputs.protocols[seed], seed_dir(seed),
+                                       resume, progress, inputs.extractor)
+        how = (f"one seed at a time: {reason}" if reason is not None
+               else "one seed at a time: one seed left to train")
+        return results, how
+
+    done = {seed: run_method_seed(cfg, name, seed, inputs.protocols[seed], seed_dir(seed),
+                                  resume, progress, inputs.extractor)
+            for seed in cfg.seeds if seed not in pending}  # read back from sealed directories
+    for run in group.runs:
+        seed_dir(run.seed).mkdir(parents=True, exist_ok=True)
+        io.write_json(seed_dir(run.seed) / "config.json",
+                      {**cfg.model_dump(mode="json"), "method_name": name, "seed": run.seed})
+    label = f"{name} seeds {','.join(map(str, pending))}"
+    tick = (progress(label, cfg.train.iters * group.ctx.protocol.n_tasks)
+            if progress else None)
+
+    def on_task_end(run: SeedRun) -> None:
+        save_replay_samples(run.method, run.ctx, seed_dir(run.seed))
+
+    started = time.perf_counter()
+    try:
+        train_stacked(group, tick, on_task_end)
+    except TrainingDiverged as err:
+        raise TrainingDiverged(f"{name}, seeds {','.join(map(str, pending))} (trained "
+                               f"together): {err}") from None
+    wall = time.perf_counter() - started
+    extra = {"trained_with_seeds": pending, "group_wall_seconds": wall}
+    for run in group.runs:
+        done[run.seed] = [complete_seed(cfg, name, run.seed, run.method, run.ctx, run.state,
+                                        seed_dir(run.seed), wall / len(pending), extra=extra)]
+    results = [r for seed in cfg.seeds for r in done[seed]]
+    return results, f"trained together: seeds {', '.join(map(str, pending))}"

@@ -1,0 +1,118 @@
+"""Seeds trained together as one stacked model give what each seed's own run gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from birram.config import MethodConfig
+from birram.data.protocols import split_protocol
+from birram.methods.base import TrainSettings
+from birram.methods.registry import build_method
+from birram.models.gates import GatedLinear
+from birram.models.prior import GaussianMixturePrior
+from birram.models.stacked import NotStackable, copy_seed, stack_models
+from birram.seeds import SeedRows
+from birram.train import make_context, prepare, train_continual
+from birram.train_seeds import stack_group, train_stacked, why_not_stacked
+from tests.conftest import blobs
+
+SETTINGS = TrainSettings(iters=25, batch_size=16, lr=1e-2, hidden=(24, 24))
+SEEDS = (1, 2, 3)
+
+
+def T_SETTINGS():
+    return SETTINGS
+
+
+CFG = MethodConfig(ewc_lambda=100.0, ewc_fisher_samples=30, si_c=1.0, z_dim=4,
+                   er_samples_per_class=5)
+
+
+def protocol(scenario: str = "class", n_tasks: int = 3):
+    return split_protocol(blobs(n_classes=6, per_class=20), scenario, n_tasks)
+
+
+def separate(name: str, scenario: str, seed: int):
+    method = build_method(name, CFG)
+    ctx = prepare(method, make_context(protocol(scenario), T_SETTINGS(), seed))
+    state = train_continual(method, ctx)
+    return np.array([r.accuracies for r in state.records]), ctx.model.state_dict()
+
+
+def together(name: str, scenario: str):
+    group = stack_group(lambda: build_method(name, CFG),
+                        {s: protocol(scenario) for s in SEEDS}, T_SETTINGS())
+    train_stacked(group)
+    return [(np.array([r.accuracies for r in run.state.records]), run.ctx.model.state_dict())
+            for run in group.runs]
+
+
+@pytest.mark.parametrize("name,scenario", [
+    ("none", "class"), ("joint", "class"), ("ewc", "class"), ("online-ewc", "task"),
+    ("si", "domain"), ("lwf", "task"), ("dgr", "class"), ("bir", "class"), ("bir-si", "class"),
+    ("rtf", "task"), ("bir", "domain"),
+])
+def test_stacked_seeds_follow_their_own_runs(name, scenario):
+    stacked = together(name, scenario)
+    for seed, (acc, params) in zip(SEEDS, stacked):
+        own_acc, own_params = separate(name, scenario, seed)
+        # Batched and single matrix products round differently, and Adam magnifies that on
+        # gradients near zero (a step of lr * g / (|g| + eps)): a stray weight may differ by a
+        # fraction of the learning rate and drift from there, but wrong draws or a mixed-up seed
+        # would move every weight by its own size. Test sets hold 20 samples per task:
+        # at most one prediction may flip.
+        np.testing.assert_allclose(acc, own_acc, atol=1.01 / 20)
+        assert np.abs(acc - own_acc).mean() < 0.01
+        for key, value in own_params.items():
+            diff = float((params[key] - value).norm())
+            assert diff <= 1e-2 * max(float(value.norm()), 1.0), (key, diff)
+
+
+def test_different_seeds_in_one_stack_stay_different():
+    (a, pa), (b, pb), _ = together("bir", "class")
+    key = next(iter(pa))
+    assert not torch.equal(pa[key], pb[key])
+
+
+def test_stacked_layers_compute_each_seed_with_its_own_weights():
+    gen = torch.Generator().manual_seed(0)
+    gated = [GatedLinear(3, 5, 4, 0.5, gen) for _ in range(2)]
+    priors = [GaussianMixturePrior(4, 3, gen) for _ in range(2)]
+    stacked_gate, stacked_prior = stack_models(gated), stack_models(priors)
+    x, w = torch.randn(2 * 7, 3), torch.softmax(torch.randn(2 * 7, 4), 1)
+    modes = torch.randint(4, (14,))
+    out, logp = stacked_gate(x, w), stacked_prior.log_prob(x, torch.log(w))
+    z = stacked_prior.sample(modes, x)
+    for s in range(2):
+        rows = slice(7 * s, 7 * s + 7)
+        torch.testing.assert_close(out[rows], gated[s](x[rows], w[rows]))
+        torch.testing.assert_close(logp[rows], priors[s].log_prob(x[rows], torch.log(w[rows])))
+        torch.testing.assert_close(z[rows], priors[s].sample(modes[rows], x[rows]))
+    plain = GatedLinear(3, 5, 4, 0.5, gen)
+    copy_seed(stacked_gate, plain, 1)
+    assert torch.equal(plain.masks, gated[1].masks)
+    assert torch.equal(plain.linear.weight, gated[1].linear.weight)
+
+
+def test_seed_rows_keep_each_seed_in_its_block():
+    rows = SeedRows([torch.Generator().manual_seed(s) for s in (1, 2)])
+    a = torch.arange(6).view(6, 1)  # seed 0: 0, 1, 2; seed 1: 3, 4, 5
+    b = torch.arange(10, 14).view(4, 1)
+    joined = rows.cat([a, b])
+    assert joined.squeeze(1).tolist() == [0, 1, 2, 10, 11, 3, 4, 5, 12, 13]
+    assert rows.head(joined, 3).squeeze(1).tolist() == [0, 1, 2, 3, 4, 5]
+    assert rows.tail(joined, 3).squeeze(1).tolist() == [10, 11, 12, 13]
+    drawn = rows.randn(3, 2)
+    assert torch.equal(drawn[3:], torch.randn(3, 2, generator=torch.Generator().manual_seed(2)))
+    picked = rows.subset(10, 4)
+    assert (picked[:4] < 10).all() and (picked[4:] >= 10).all()
+
+
+def test_methods_without_a_stacked_form_say_why():
+    reason = why_not_stacked(build_method("er", CFG), protocol(), 3)
+    assert reason is not None and "er" in reason
+    assert why_not_stacked(build_method("bir", CFG), protocol(), 3) is None
+    with pytest.raises(NotStackable, match="er"):
+        stack_group(lambda: build_method("er", CFG), {s: protocol() for s in SEEDS}, SETTINGS)

@@ -46,6 +46,11 @@ ExtractorOpt = typer.Option(None, "--extractor",
 DeviceOpt = typer.Option(None, "--device", help="cpu or cuda.")
 ThreadsOpt = typer.Option(None, "--threads", min=1,
                           help="CPU threads (1 is fastest for small models).")
+WorkersOpt = typer.Option(None, "--workers", min=1,
+                          help="Methods trained at once, one process each (default 1).")
+BatchSeedsOpt = typer.Option(None, "--batch-seeds/--no-batch-seeds",
+                             help="Train a method's seeds together as one stacked model where "
+                             "the method supports it (default), or one after another.")
 OutOpt = typer.Option(None, "--out", "-o", help="Run directory (default: runs/NAME-...).")
 ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run in --out.")
 ExportOpt = typer.Option(None, "--export/--no-export",
@@ -84,6 +89,8 @@ class SharedOptions:
     extractor: Path | None = option(ExtractorOpt)
     device: str | None = option(DeviceOpt)
     threads: int | None = option(ThreadsOpt)
+    workers: int | None = option(WorkersOpt)
+    batch_seeds: bool | None = option(BatchSeedsOpt)
     out: Path | None = option(OutOpt)
     resume: bool = option(ResumeOpt)
     export: bool | None = option(ExportOpt)
@@ -100,6 +107,7 @@ class SharedOptions:
             "class_order": parse_list(self.class_order, int, "--class-order"),
             "data_dir": self.data_dir, "download": self.download, "view": self.view,
             "extractor": self.extractor, "device": self.device, "threads": self.threads,
+            "workers": self.workers, "batch_seeds": self.batch_seeds,
             "export": self.export, "measured": self.measured, "target": self.target,
         }
 

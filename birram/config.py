@@ -72,6 +72,8 @@ class TrainConfig(Strict):
     # Train the seeds of a method together as one stacked model (birram.train_seeds) where
     # the method supports it; False trains them one after another.
     batch_seeds: bool = True
+    # Methods trained at once, each in its own process (one thread each unless ``threads``).
+    workers: int = Field(default=1, ge=1, le=256)
 
     @field_validator("hidden")
     @classmethod

@@ -27,10 +27,14 @@ def register(app: typer.Typer) -> None:
                                  "are also programmed onto after each task (see `birram "
                                  "chips`); none for digital only."),
         chip_mode: str = ChipModeOpt, chips: int = ChipsOpt,
+        workers: int = typer.Option(None, "--workers", min=1, help="Methods trained at once, "
+                                    "one process each (default: one per CPU core)."),
     ) -> None:
         """Simulate RRAM devices, learn their compliance levels one task at a time with BI-R
         and the conventional methods, program each learner onto simulated RRAM chips after
         every task, and write a report."""
+        import os
+
         from birram.errors import ConfigError
 
         if order not in ("increasing", "decreasing"):
@@ -42,7 +46,9 @@ def register(app: typer.Typer) -> None:
                     # model.pt2 of every learner; ONNX (and its int8 check) is for --export
                     device=device, export=True, export_formats=["pt2"],
                     chip=None if chip == "none" else chip,
-                    chip_mode=chip_mode, chips=chips)
+                    chip_mode=chip_mode, chips=chips,
+                    # one single-threaded process per core: small networks use one core each
+                    workers=workers or max(1, min(os.cpu_count() or 1, 8)))
         if order == "decreasing":
             levels = int(cfg.data.rram.get("n_levels", 10))
             cfg.data.class_order = list(range(levels - 1, -1, -1))

@@ -144,12 +144,18 @@ def run_seed(
 
 def complete_seed(cfg: RunConfig, method_name: str, seed: int, method: Method, ctx: Context,
                   state: RunState, run_dir: Path, wall: float, chip_hooks: Any = None,
-                  tracker: Any = None, extra: dict[str, Any] | None = None) -> SeedResult:
-    """Write a trained seed's results, model and exports, then seal its directory."""
+                  tracker: Any = None, extra: dict[str, Any] | None = None,
+                  bytes_kept: int | None = None) -> SeedResult:
+    """Write a trained seed's results, model and exports, then seal its directory.
+    ``bytes_kept`` overrides what the chip report says the method keeps between tasks (for
+    seeds trained together, whose state lives in the stacked method)."""
     result = finish_seed(cfg, method_name, seed, method, ctx, state, run_dir, wall, extra)
     files = list(RESULT_FILES) + ([MAE_FILE] if cfg.target != "class" else [])
     if chip_hooks is not None:
-        io.write_json(run_dir / "hardware.json", chip_hooks.finish(method, ctx))
+        chip_result = chip_hooks.finish(method, ctx)
+        if bytes_kept is not None:
+            chip_result["bytes_kept_between_tasks"] = bytes_kept
+        io.write_json(run_dir / "hardware.json", chip_result)
         files.append("hardware.json")
     io.write_bytes(run_dir / MODEL_FILE, save_tensors(
         {k: v.detach().cpu().contiguous().clone() for k, v in ctx.model.state_dict().items()}))
@@ -238,7 +244,11 @@ def run_experiment(
     start_experiment_dir(cfg, out_dir)
     results: list[SeedResult] = []
     batching: dict[str, str] = {}
-    if cfg.train.batch_seeds and len(cfg.seeds) > 1:
+    if cfg.train.workers > 1 and len(cfg.methods) > 1:
+        from birram.run_parallel import run_methods_in_parallel
+
+        results, batching = run_methods_in_parallel(cfg, out_dir, resume, progress, data)
+    elif cfg.train.batch_seeds and len(cfg.seeds) > 1:
         from birram.run_seeds import run_method_seeds
 
         for name in cfg.methods:

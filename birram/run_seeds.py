@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from birram import io
 from birram.errors import TrainingDiverged
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 
 def _why_separate(cfg: RunConfig) -> str | None:
-    if cfg.hardware is not None:
-        return "each run keeps its own simulated chips"
+    if cfg.hardware is not None and cfg.hardware.mode != "program-after-task":
+        return "hardware-aware training runs every step through each seed's own chip"
     if cfg.track is not None:
         return "tracking logs one run at a time"
     return None
@@ -74,6 +74,13 @@ def run_method_seeds(cfg: RunConfig, name: str, inputs: ExperimentInputs, out_di
     done = {seed: run_method_seed(cfg, name, seed, inputs.protocols[seed], seed_dir(seed),
                                   resume, progress, inputs.extractor)
             for seed in cfg.seeds if seed not in pending}  # read back from sealed directories
+    chips: dict[int, Any] = {}
+    if cfg.hardware is not None:  # program-after-task: each seed's chips, at task ends
+        from birram import onchip
+
+        for run in group.runs:
+            run.hooks = chips[run.seed] = onchip.hooks_for(cfg.hardware, 1)
+            chips[run.seed].setup(run.method, run.ctx)
     for run in group.runs:
         seed_dir(run.seed).mkdir(parents=True, exist_ok=True)
         io.write_json(seed_dir(run.seed) / "config.json",
@@ -93,8 +100,17 @@ def run_method_seeds(cfg: RunConfig, name: str, inputs: ExperimentInputs, out_di
                                f"together): {err}") from None
     wall = time.perf_counter() - started
     extra = {"trained_with_seeds": pending, "group_wall_seconds": wall}
+    kept = None
+    if chips:  # what each seed keeps between tasks: its share of the stacked state
+        from birram.methods.joint import Joint
+        from birram.onchip import bytes_kept
+
+        if not isinstance(group.method, Joint):
+            kept = bytes_kept(group.method, group.ctx) // len(group.runs)
     for run in group.runs:
         done[run.seed] = [complete_seed(cfg, name, run.seed, run.method, run.ctx, run.state,
-                                        seed_dir(run.seed), wall / len(pending), extra=extra)]
+                                        seed_dir(run.seed), wall / len(pending),
+                                        chip_hooks=chips.get(run.seed), extra=extra,
+                                        bytes_kept=kept)]
     results = [r for seed in cfg.seeds for r in done[seed]]
     return results, f"trained together: seeds {', '.join(map(str, pending))}"

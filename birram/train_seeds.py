@@ -29,6 +29,7 @@ from birram.seeds import NoGenerator, SeedRows
 from birram.train import (
     CHECK_EVERY,
     EpochSampler,
+    LoopHooks,
     RunState,
     TaskRecord,
     check_finite_loss,
@@ -82,6 +83,9 @@ class SeedRun:
     method: Method
     ctx: Context
     state: RunState = field(default_factory=RunState)
+    # Hooks that act on the seed's own model at task boundaries only (chips programmed after
+    # each task); nothing can act inside the stacked loop.
+    hooks: LoopHooks = field(default_factory=LoopHooks)
 
 
 @dataclass
@@ -198,7 +202,9 @@ def train_stacked(group: StackedGroup, progress: ProgressFn | None = None,
         seconds = (time.perf_counter() - start) / len(runs)  # each seed's share of the task
         losses = {k: float(v) for k, v in logs.items()}  # pooled over the seeds
         for run in runs:
+            run.hooks.task_trained(run.method, run.ctx)
             accuracies = evaluate(run.method, run.ctx, t)
+            run.hooks.task_done(run.method, run.ctx, accuracies)
             scores = (regression_scores(run.method, run.ctx, t)
                       if run.ctx.protocol.regression else None)
             run.state.records.append(TaskRecord(t, accuracies, seconds, losses, scores))

@@ -1,0 +1,138 @@
+"""Seeds as a batch dimension: one seed alone against S seeds trained as one stacked model.
+
+For each method, on a preset's protocol: the wall time of training one seed (the first of
+``--seeds``) by itself, and of training all of ``--seeds`` together (``birram.train_seeds``),
+each in a fresh process (so peak memory is its own), with seed-iterations per second, peak
+resident memory (and peak GPU memory on a GPU) and the final average accuracy. "S runs /
+stacked" is S times the single-seed time over the stacked time: how much faster the stacked
+seeds are than S separate runs one after another. Times depend on the machine and its load;
+compare only figures from one invocation.
+
+    python benchmarks/bench_seeds.py --preset rram-demo --seeds 1,2,3,4,5 --threads 1 \\
+        --out benchmarks/results/seeds_rram_demo_cpu.json
+    python benchmarks/bench_seeds.py --preset split-fashion-class --iters 200 --seeds 1,2,3 \\
+        --threads 1 --out benchmarks/results/seeds_fashion_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_METHODS = "none,ewc,si,lwf,dgr,bir,bir-si"
+
+
+def measure(preset: str, method: str, seeds: list[int], mode: str, iters: int | None,
+            threads: int | None, device: str) -> dict[str, Any]:
+    """Train ``method`` (one seed, or every seed stacked) and return what was measured."""
+    import torch
+
+    from birram.config import resolve
+    from birram.methods.registry import build_method
+    from birram.run import prepare_experiment, settings_from
+    from birram.train import make_context, prepare, train_continual
+    from birram.train_seeds import stack_group, train_stacked
+
+    train: dict[str, Any] = {"device": device, "threads": threads}
+    if iters is not None:
+        train["iters"] = iters
+    cfg = resolve(preset, {"train": train, "seeds": seeds})
+    inputs = prepare_experiment(cfg)
+    settings = settings_from(cfg)
+
+    def build():  # type: ignore[no-untyped-def]
+        return build_method(method, cfg.method, inputs.extractor, target=cfg.target)
+
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    if mode == "single":
+        m = build()
+        ctx = prepare(m, make_context(inputs.protocols[seeds[0]], settings, seeds[0], device))
+        start = time.perf_counter()
+        states = [train_continual(m, ctx)]
+    else:
+        group = stack_group(build, {s: inputs.protocols[s] for s in seeds}, settings, device)
+        start = time.perf_counter()
+        train_stacked(group)
+        states = [run.state for run in group.runs]
+    if cuda:
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    n_seeds = len(states)
+    steps = cfg.train.iters * inputs.protocols[seeds[0]].n_tasks * n_seeds
+    finals = [sum(s.records[-1].accuracies) / len(s.records[-1].accuracies) for s in states]
+    return {
+        "method": method, "mode": mode, "seeds": seeds[:n_seeds], "wall_s": wall,
+        "seed_iterations_per_s": steps / wall,
+        "final_avg_accuracy": sum(finals) / len(finals), "per_seed_accuracy": finals,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+    }
+
+
+def in_subprocess(args: argparse.Namespace, method: str, mode: str) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--preset", args.preset, "--seeds", args.seeds,
+           "--device", args.device, "--one", method, "--mode", mode]
+    if args.iters is not None:
+        cmd += ["--iters", str(args.iters)]
+    if args.threads is not None:
+        cmd += ["--threads", str(args.threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="rram-demo")
+    parser.add_argument("--methods", default=DEFAULT_METHODS)
+    parser.add_argument("--seeds", default="1,2,3,4,5")
+    parser.add_argument("--iters", type=int, default=None, help="iterations per task "
+                        "(default: the preset's)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=("single", "stacked"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.one:  # a child: one measurement, printed as JSON
+        print(json.dumps(measure(args.preset, args.one, seeds, args.mode, args.iters,
+                                 args.threads, args.device)))
+        return
+    rows = []
+    s = len(seeds)
+    print(f"{args.preset}, {s} seeds, device {args.device}, threads {args.threads}")
+    print(f"{'method':8s} {'1 seed s':>9s} {f'{s} stacked s':>12s} {'ratio':>6s} "
+          f"{f'{s} runs/stacked':>14s} {'acc 1 / stacked %':>18s} {'peak MB 1 / S':>14s}")
+    for method in args.methods.split(","):
+        single = in_subprocess(args, method, "single")
+        stacked = in_subprocess(args, method, "stacked")
+        ratio = stacked["wall_s"] / single["wall_s"]
+        rows.append({"method": method, "single": single, "stacked": stacked,
+                     "stacked_over_single": ratio, "speedup_over_separate_runs": s / ratio})
+        print(f"{method:8s} {single['wall_s']:9.1f} {stacked['wall_s']:12.1f} {ratio:6.2f} "
+              f"{s / ratio:14.2f} {100 * single['final_avg_accuracy']:8.1f} / "
+              f"{100 * stacked['final_avg_accuracy']:5.1f} "
+              f"{single['peak_rss_mb']:6.0f} / {stacked['peak_rss_mb']:.0f}")
+    if args.out is not None:
+        import torch
+
+        from birram import io
+
+        io.write_json(args.out, {
+            "preset": args.preset, "seeds": seeds, "iters": args.iters, "device": args.device,
+            "threads": args.threads, "machine": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "rows": rows})
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

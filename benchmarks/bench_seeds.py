@@ -30,7 +30,7 @@ DEFAULT_METHODS = "none,ewc,si,lwf,dgr,bir,bir-si"
 
 
 def measure(preset: str, method: str, seeds: list[int], mode: str, iters: int | None,
-            threads: int | None, device: str) -> dict[str, Any]:
+            threads: int | None, device: str, data_dir: str | None = None) -> dict[str, Any]:
     """Train ``method`` (one seed, or every seed stacked) and return what was measured."""
     import torch
 
@@ -43,7 +43,10 @@ def measure(preset: str, method: str, seeds: list[int], mode: str, iters: int | 
     train: dict[str, Any] = {"device": device, "threads": threads}
     if iters is not None:
         train["iters"] = iters
-    cfg = resolve(preset, {"train": train, "seeds": seeds})
+    overrides: dict[str, Any] = {"train": train, "seeds": seeds}
+    if data_dir is not None:
+        overrides["data"] = {"data_dir": data_dir}
+    cfg = resolve(preset, overrides)
     inputs = prepare_experiment(cfg)
     settings = settings_from(cfg)
 
@@ -85,6 +88,8 @@ def in_subprocess(args: argparse.Namespace, method: str, mode: str) -> dict[str,
         cmd += ["--iters", str(args.iters)]
     if args.threads is not None:
         cmd += ["--threads", str(args.threads)]
+    if args.data_dir is not None:
+        cmd += ["--data-dir", args.data_dir]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -98,6 +103,8 @@ def main() -> None:
                         "(default: the preset's)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data-dir", default=None, help="dataset files (e.g. Fashion-MNIST "
+                        "IDX files where the Debian package is not installed)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("single", "stacked"), help=argparse.SUPPRESS)
@@ -105,7 +112,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.one:  # a child: one measurement, printed as JSON
         print(json.dumps(measure(args.preset, args.one, seeds, args.mode, args.iters,
-                                 args.threads, args.device)))
+                                 args.threads, args.device, args.data_dir)))
         return
     rows = []
     s = len(seeds)

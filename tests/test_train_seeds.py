@@ -116,3 +116,44 @@ def test_methods_without_a_stacked_form_say_why():
     assert why_not_stacked(build_method("bir", CFG), protocol(), 3) is None
     with pytest.raises(NotStackable, match="er"):
         stack_group(lambda: build_method("er", CFG), {s: protocol() for s in SEEDS}, SETTINGS)
+
+
+def experiment(methods, **train):
+    from birram.config import build_config
+
+    return build_config({"methods": methods, "seeds": [1, 2], "scenario": "class",
+                         "data": {"n_tasks": 2},
+                         "train": {"iters": 20, "batch_size": 16, "lr": 0.01, "hidden": [16],
+                                   **train}})
+
+
+def test_an_experiment_stacks_what_it_can_and_says_so(tmp_path):
+    from birram.run import run_experiment
+
+    result = run_experiment(experiment(["bir", "er"]), tmp_path, data=blobs(n_classes=4))
+    how = result.summary["seed_batching"]
+    assert how["bir"] == "trained together: seeds 1, 2"
+    assert how["er"].startswith("one seed at a time") and "er" in how["er"]
+    for seed in (1, 2):
+        metrics = (tmp_path / "bir" / f"seed-{seed}" / "metrics.json").read_text()
+        assert '"trained_with_seeds": [\n    1,\n    2\n  ]' in metrics
+        assert (tmp_path / "bir" / f"seed-{seed}" / "model.safetensors").exists()
+    separate_run = run_experiment(experiment(["bir"], batch_seeds=False), tmp_path / "sep",
+                                  data=blobs(n_classes=4))
+    assert "seed_batching" not in separate_run.summary
+    stacked = [r for r in result.results if r.method == "bir"]
+    for a, b in zip(stacked, separate_run.results):
+        np.testing.assert_allclose(a.accuracy_matrix, b.accuracy_matrix, atol=0.05)
+
+
+def test_methods_in_parallel_processes_give_what_one_process_gives(tmp_path):
+    from birram.run import run_experiment
+
+    cfg = experiment(["none", "si", "lwf"])
+    one = run_experiment(cfg, tmp_path / "one", data=blobs(n_classes=4))
+    two = run_experiment(experiment(["none", "si", "lwf"], workers=2), tmp_path / "two",
+                         data=blobs(n_classes=4))
+    assert [(r.method, r.seed) for r in one.results] == [(r.method, r.seed) for r in two.results]
+    for a, b in zip(one.results, two.results):
+        np.testing.assert_array_equal(a.accuracy_matrix, b.accuracy_matrix)
+    assert one.summary["seed_batching"] == two.summary["seed_batching"]

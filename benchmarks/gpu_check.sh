@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The GPU figures of benchmarks/README.md in one short run (a few minutes on one GPU):
+#   1. BI-R on the reference protocol (split Fashion-MNIST class-IL, 5 x 2000 iterations,
+#      batch 128 + 128 replayed, MLP 2x400, z 100): one seed alone, and 10 seeds stacked;
+#   2. the RRAM simulator's throughput on 1e6 devices (device-steps per second).
+# Needs a CUDA build of torch and the Fashion-MNIST IDX files (FASHION_DIR, default the
+# Debian package's folder). Writes JSON under benchmarks/results/ (or $OUT when set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-benchmarks/results}"
+fashion="${FASHION_DIR:-/usr/share/datasets/fashion-mnist}"
+export PYTHONUNBUFFERED=1
+python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
+python benchmarks/bench_seeds.py --preset split-fashion-class --methods bir \
+    --seeds 1,2,3,4,5,6,7,8,9,10 --device cuda --data-dir "$fashion" \
+    --out "$out/seeds_fashion_gpu.json"
+python benchmarks/bench_rram.py --devices 1000000 --cycles 1 --device cuda --backends torch \
+    --dtype float32 --out "$out/rram_gpu.json"

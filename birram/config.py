@@ -87,7 +87,7 @@ class MethodConfig(Strict):
     """Hyperparameters of every method; each method reads only its own."""
 
     # Regularisation strengths: None takes the published split-MNIST value for the scenario
-    # (birram.methods.regularisers.SPLIT_MNIST_STRENGTH); presets name their own.
+    # (birram.methods.strengths.SPLIT_MNIST_STRENGTH); presets name their own.
     ewc_lambda: float | None = Field(default=None, ge=0)
     # None: the whole task
     ewc_fisher_samples: int | None = Field(default=None, ge=1, le=10_000_000)

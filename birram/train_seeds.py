@@ -45,10 +45,11 @@ ProgressFn = Callable[[int, int, int], None]
 
 
 def _stackable_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    from birram.methods.ewc import EWC, OnlineEWC
     from birram.methods.generative import BIR, DGR
     from birram.methods.joint import Joint
     from birram.methods.lwf import LwF
-    from birram.methods.regularisers import EWC, SI, OnlineEWC
+    from birram.methods.si import SI
 
     return (Method, Joint, LwF, BIR, DGR), (EWC, OnlineEWC, SI)
 

@@ -27,12 +27,12 @@ from torch import nn
 
 from birram.errors import ConfigError
 from birram.methods.base import Context, Method, TrainingSet
-from birram.methods.regularisers import (
-    _linear_layers,
+from birram.methods.fisher import (
     diagonal_fisher,
     linear_output_gradients,
-    trainable,
+    trainable_linear_layers,
 )
+from birram.methods.parameters import trainable
 
 # The reference's split-MNIST tau per scenario (params/param_values.py); 1 elsewhere.
 SPLIT_MNIST_TAU: dict[str, float] = {"task": 0.01, "domain": 10.0, "class": 1000.0}
@@ -49,7 +49,7 @@ def memorable_scores(logits: torch.Tensor) -> torch.Tensor:
 def linear_layers(model: nn.Module) -> list[nn.Linear]:
     """The linear layers holding every trainable parameter (per-sample gradients come from
     their inputs and output gradients, which also holds for crossbar layers on a chip)."""
-    layers = _linear_layers(model)
+    layers = trainable_linear_layers(model)
     if layers is None:
         raise ConfigError("fromp needs every trainable parameter in a linear layer (an MLP, "
                           "optionally on a frozen extractor)")

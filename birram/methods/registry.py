@@ -66,14 +66,14 @@ def _er(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
 
 def _ewc(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
     from birram.methods.base import Method
-    from birram.methods.regularisers import EWC
+    from birram.methods.ewc import EWC
 
     return Method([EWC(strength=cfg.ewc_lambda, fisher_samples=cfg.ewc_fisher_samples)])
 
 
 def _online_ewc(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
     from birram.methods.base import Method
-    from birram.methods.regularisers import OnlineEWC
+    from birram.methods.ewc import OnlineEWC
 
     return Method([OnlineEWC(strength=cfg.online_ewc_lambda, gamma=cfg.online_ewc_gamma,
                              fisher_samples=cfg.ewc_fisher_samples)])
@@ -81,7 +81,7 @@ def _online_ewc(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
 
 def _si(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
     from birram.methods.base import Method
-    from birram.methods.regularisers import SI
+    from birram.methods.si import SI
 
     return Method([SI(strength=cfg.si_c, epsilon=cfg.si_epsilon)])
 
@@ -136,7 +136,7 @@ def _bir_factory(regression: bool = False, **switches: bool) -> Factory:
         regs = []
         with_si = switches.get("si", False)
         if with_si:
-            from birram.methods.regularisers import SI
+            from birram.methods.si import SI
 
             strength = cfg.si_c if cfg.bir_si_c is None else cfg.bir_si_c
             regs = [SI(strength=strength, epsilon=cfg.si_epsilon, scope=cfg.bir_si_params)]

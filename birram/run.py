@@ -174,7 +174,8 @@ def complete_seed(cfg: RunConfig, method_name: str, seed: int, method: Method, c
 
 def save_replay_samples(method: Method, ctx: Context, run_dir: Path) -> None:
     """For generative replay: a grid of what the model would replay after this task."""
-    from birram.methods.generative import BIR, sample_grid
+    from birram.methods.generative import BIR
+    from birram.methods.replay_pictures import sample_grid
 
     # The grid shows replay per class; a regression target has none to sort samples by.
     if isinstance(method, BIR) and ctx.protocol.regression is None:

@@ -357,3 +357,41 @@ def frozen_copy(model: nn.Module) -> nn.Module:
     for p in snapshot.parameters():
         p.requires_grad_(False)
     return snapshot
+
+
+class PreviousModel:
+    """A frozen snapshot of a model as it was after the last task (on a stream: at the last
+    consolidation), the teacher or replay source of LwF, iCaRL and generative replay.
+
+    Checkpointed under ``key`` in the method's state (the snapshot's ``state_dict``, or ``None``
+    before the first snapshot) and, with ``known``, what a stream had shown it under ``"known"``
+    (absent on task protocols).
+    """
+
+    def __init__(self, key: str = "previous", with_known: bool = True) -> None:
+        self.key, self.with_known = key, with_known
+        self.model: nn.Module | None = None
+        self.known: Known | None = None  # on a stream: what the snapshot had been shown
+
+    def take(self, ctx: Context, model: nn.Module) -> None:
+        """Snapshot ``model`` as it is now (and, on a stream, what it has been shown)."""
+        self.model = frozen_copy(model)
+        if self.with_known and ctx.stream is not None:
+            self.known = Known.now(ctx)
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            self.key: None if self.model is None else self.model.state_dict()}
+        if self.with_known and self.known is not None:
+            state["known"] = self.known.state_dict()
+        return state
+
+    def load(self, state: dict[str, Any], like: nn.Module) -> None:
+        """Restore what :meth:`state_dict` wrote into ``state``; ``like`` is a module of the
+        snapshot's architecture (the live model it was taken from)."""
+        self.model = None
+        if state[self.key] is not None:
+            self.model = frozen_copy(like)
+            self.model.load_state_dict(state[self.key])
+        if self.with_known:
+            self.known = known_from(state.get("known"))

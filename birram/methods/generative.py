@@ -45,11 +45,10 @@ from birram.methods.base import (
     Context,
     Known,
     Method,
+    PreviousModel,
     Regulariser,
     TrainingSet,
     distillation_loss,
-    frozen_copy,
-    known_from,
     masked,
     prediction_loss,
     soft_target_loss,
@@ -132,13 +131,28 @@ class BIR(Method):
         self.gate_by: GateBy = gate_by
         self.extractor = freeze(extractor)
         self.generator_hidden = list(generator_hidden) if generator_hidden else None
-        self.previous: nn.Module | None = None  # model after the previous task (the teacher)
+        # The model after the previous task (the teacher; with feedback also the replay's
+        # source), and what a stream had shown it.
+        self.snapshot = PreviousModel()
         self.generator: ReplayVAE | None = None  # separate generator (without feedback)
         self.gen_optimizer: torch.optim.Optimizer | None = None
-        self.previous_generator: ReplayVAE | None = None
-        self.known: Known | None = None  # on a stream: what the previous model had been shown
+        # The separate generator after the previous task (the replay's source without feedback).
+        self.generator_snapshot = PreviousModel("previous_generator", with_known=False)
         self._pending_replay: tuple[torch.Tensor, dict] | None = None
         self._generator_loss: torch.Tensor | None = None
+
+    @property
+    def previous(self) -> nn.Module | None:
+        return self.snapshot.model
+
+    @property
+    def previous_generator(self) -> ReplayVAE | None:
+        return self.generator_snapshot.model  # type: ignore[return-value]
+
+    @property
+    def known(self) -> Known | None:
+        """On a stream: what the previous model had been shown."""
+        return self.snapshot.known
 
     # -- named combinations ---------------------------------------------------------------
     @classmethod
@@ -473,12 +487,11 @@ class BIR(Method):
         # and teacher, for the classes and tasks the stream has shown so far.
         super().consolidate(ctx)
         self._snapshot(ctx)
-        self.known = Known.now(ctx)
 
     def _snapshot(self, ctx: Context) -> None:
-        self.previous = frozen_copy(ctx.model)
+        self.snapshot.take(ctx, ctx.model)
         if self.generator is not None:
-            self.previous_generator = frozen_copy(self.generator)
+            self.generator_snapshot.take(ctx, self.generator)
 
     # -- the current generator (for pictures and checks) ------------------------------------
     def current_generator(self, ctx: Context) -> ReplayVAE:
@@ -496,29 +509,20 @@ class BIR(Method):
 
     # -- resume -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["previous"] = None if self.previous is None else self.previous.state_dict()
-        if self.known is not None:
-            state["known"] = self.known.state_dict()
+        state = {**super().state_dict(), **self.snapshot.state_dict()}
         if self.generator is not None:
             state["generator"] = self.generator.state_dict()
             state["gen_optimizer"] = self.gen_optimizer.state_dict()
-            state["previous_generator"] = (None if self.previous_generator is None
-                                           else self.previous_generator.state_dict())
+            state.update(self.generator_snapshot.state_dict())
         return state
 
     def load_state_dict(self, state: dict[str, Any], ctx: Context) -> None:
         super().load_state_dict(state, ctx)
-        if state["previous"] is not None:
-            self.previous = frozen_copy(ctx.model)
-            self.previous.load_state_dict(state["previous"])
-        self.known = known_from(state.get("known"))
+        self.snapshot.load(state, ctx.model)
         if self.generator is not None and "generator" in state:
             self.generator.load_state_dict(state["generator"])
             self.gen_optimizer.load_state_dict(state["gen_optimizer"])
-            if state["previous_generator"] is not None:
-                self.previous_generator = frozen_copy(self.generator)
-                self.previous_generator.load_state_dict(state["previous_generator"])
+            self.generator_snapshot.load(state, self.generator)
 
 
 class DGR(BIR):

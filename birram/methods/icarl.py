@@ -16,8 +16,8 @@ from birram.methods.base import (
     Batch,
     Context,
     Method,
+    PreviousModel,
     TrainingSet,
-    frozen_copy,
 )
 from birram.methods.buffer import ClassBalancedBuffer
 
@@ -69,8 +69,12 @@ class ICaRL(Method):
         self.memory_budget = memory_budget
         self.temperature = temperature
         self.buffer = ClassBalancedBuffer(samples_per_class or 1)
-        self.previous: torch.nn.Module | None = None
+        self.snapshot = PreviousModel()  # the model after the previous task (soft targets)
         self.class_means: torch.Tensor | None = None  # [n_outputs, features]; NaN where no exemplar
+
+    @property
+    def previous(self) -> torch.nn.Module | None:
+        return self.snapshot.model
 
     # -- training ---------------------------------------------------------------------------
     def training_set(self, ctx: Context) -> TrainingSet:
@@ -119,7 +123,7 @@ class ICaRL(Method):
             keep.append(idx[herding(self.features(ctx, x[idx]), per_class)])
         self.buffer.extend(x, y, ids, torch.cat(keep))
         self.class_means = self._class_means(ctx)
-        self.previous = frozen_copy(ctx.model)
+        self.snapshot.take(ctx, ctx.model)
         ctx.model.train(was_training)
 
     def _per_class(self, ctx: Context, new_groups: int) -> int:
@@ -183,14 +187,11 @@ class ICaRL(Method):
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "buffer": self.buffer.state_dict(),
                 "per_class": self.buffer.per_class, "class_means": self.class_means,
-                "previous": None if self.previous is None else self.previous.state_dict()}
+                **self.snapshot.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any], ctx: Context) -> None:
         super().load_state_dict(state, ctx)
         self.buffer = ClassBalancedBuffer(state["per_class"])
         self.buffer.load_state_dict(state["buffer"])
         self.class_means = state["class_means"]
-        self.previous = None
-        if state["previous"] is not None:
-            self.previous = frozen_copy(ctx.model)
-            self.previous.load_state_dict(state["previous"])
+        self.snapshot.load(state, ctx.model)

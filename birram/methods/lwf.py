@@ -9,10 +9,9 @@ from birram.methods.base import (
     Context,
     Known,
     Method,
+    PreviousModel,
     TrainingSet,
     distillation_loss,
-    frozen_copy,
-    known_from,
     masked,
     soft_target_loss,
 )
@@ -26,8 +25,16 @@ class LwF(Method):
         super().__init__(**kwargs)
         self.temperature, self.t_squared = temperature, t_squared
         self.task_replay_heads = task_replay_heads  # task-IL: "one" drawn head, or "all"
-        self.previous: torch.nn.Module | None = None
-        self.known: Known | None = None  # on a stream: what the previous model had been shown
+        self.snapshot = PreviousModel()  # the teacher: the model after the previous task
+
+    @property
+    def previous(self) -> torch.nn.Module | None:
+        return self.snapshot.model
+
+    @property
+    def known(self) -> Known | None:
+        """On a stream: what the previous model had been shown."""
+        return self.snapshot.known
 
     def replay_loss(self, ctx: Context, batch: Batch):
         if self.previous is None:
@@ -74,23 +81,15 @@ class LwF(Method):
 
     def after_task(self, ctx: Context, data: TrainingSet) -> None:
         super().after_task(ctx, data)
-        self.previous = frozen_copy(ctx.model)
+        self.snapshot.take(ctx, ctx.model)
 
     def consolidate(self, ctx: Context) -> None:
         super().consolidate(ctx)
-        self.previous = frozen_copy(ctx.model)
-        self.known = Known.now(ctx)
+        self.snapshot.take(ctx, ctx.model)
 
     def state_dict(self):
-        state = super().state_dict()
-        state["previous"] = None if self.previous is None else self.previous.state_dict()
-        if self.known is not None:
-            state["known"] = self.known.state_dict()
-        return state
+        return {**super().state_dict(), **self.snapshot.state_dict()}
 
     def load_state_dict(self, state, ctx: Context) -> None:
         super().load_state_dict(state, ctx)
-        if state["previous"] is not None:
-            self.previous = frozen_copy(ctx.model)
-            self.previous.load_state_dict(state["previous"])
-        self.known = known_from(state.get("known"))
+        self.snapshot.load(state, ctx.model)

@@ -25,11 +25,13 @@ Pairs (``--pair``):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import math
 import os
 import platform
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -85,6 +87,10 @@ PAIRS: dict[str, Pair] = {
 }
 
 
+# Children still running: stopped if the harness itself is stopped, so none is left behind.
+RUNNING: set[subprocess.Popen[bytes]] = set()
+
+
 @dataclass
 class Finished:
     returncode: int
@@ -100,8 +106,10 @@ def run_pinned(cmd: list[str], core: int, log: Path, cwd: Path) -> Finished:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+        RUNNING.add(proc)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        RUNNING.discard(proc)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return Finished(proc.returncode, wall, usage.ru_utime + usage.ru_stime)
 
@@ -234,7 +242,16 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def stop_children(signum: int, _frame: Any) -> None:
+    for proc in list(RUNNING):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    sys.exit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, stop_children)
+    signal.signal(signal.SIGINT, stop_children)
     args = parse_args()
     pair = PAIRS[args.pair]
     record: dict[str, Any] = {

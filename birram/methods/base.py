@@ -92,7 +92,23 @@ class Batch:
     y: torch.Tensor
     task_ids: torch.Tensor
     mask: torch.Tensor  # bool [B, n_outputs]: which outputs the loss may use
-    logits: torch.Tensor | None = None  # the model's output on x, once the loss computed it
+
+
+# A replayed batch's loss and what to log of it.
+ReplayLoss = tuple[torch.Tensor, dict[str, Any]]
+
+
+@dataclass
+class CurrentLoss:
+    """What :meth:`Method.current` hands to the rest of the step (:meth:`Method.total_loss`)."""
+
+    loss: torch.Tensor  # mean loss on the current batch (one per seed when seeds are stacked)
+    logs: dict[str, Any]
+    # The model's output on the batch's inputs: replay on the current inputs (LwF) reuses it.
+    logits: torch.Tensor | None = None
+    # The replay loss, where it came out of the same forward pass as the current one (BI-R);
+    # :meth:`Method.replay_loss` is then not asked.
+    replay: ReplayLoss | None = None
 
 
 @dataclass
@@ -289,18 +305,39 @@ class Method:
         return present.sum() / ctx.stream.seen_outputs.sum()
 
     # -- each step ------------------------------------------------------------------------
-    def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        batch.logits = ctx.model(batch.x)
-        loss = prediction_loss(ctx, batch.logits, batch.y, batch.mask)
-        return loss, {"loss_current": loss.detach()}
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "current_loss" in cls.__dict__:  # it would be bypassed by loss()
+            raise TypeError(f"{cls.__name__}: override current() (returning a CurrentLoss), "
+                            "not current_loss()")
 
-    def replay_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict] | None:
-        """Loss on replayed data; ``None`` when the method does not replay (yet)."""
+    def current(self, ctx: Context, batch: Batch) -> CurrentLoss:
+        """The loss on the current batch, with what the rest of the step may reuse."""
+        logits = ctx.model(batch.x)
+        loss = prediction_loss(ctx, logits, batch.y, batch.mask)
+        return CurrentLoss(loss, {"loss_current": loss.detach()}, logits=logits)
+
+    def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The loss on the current batch and its logs (:meth:`current` without the rest)."""
+        current = self.current(ctx, batch)
+        return current.loss, current.logs
+
+    def replay_loss(self, ctx: Context, batch: Batch,
+                    current: CurrentLoss | None = None) -> ReplayLoss | None:
+        """Loss on replayed data; ``None`` when the method does not replay (yet). ``current``:
+        what :meth:`current` computed on ``batch`` this step, if it ran."""
         return None
 
     def loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict]:
-        loss, logs = self.current_loss(ctx, batch)
-        replay = self.replay_loss(ctx, batch)
+        return self.total_loss(ctx, batch, self.current(ctx, batch))
+
+    def total_loss(self, ctx: Context, batch: Batch,
+                   current: CurrentLoss) -> tuple[torch.Tensor, dict]:
+        """The step's loss: the current and replayed losses weighted, summed over stacked seeds,
+        plus every regulariser's penalty."""
+        loss, logs = current.loss, current.logs
+        replay = (current.replay if current.replay is not None
+                  else self.replay_loss(ctx, batch, current))
         if replay is not None:
             weight_current = self.current_weight(ctx, batch)
             loss = weight_current * loss + (1.0 - weight_current) * replay[0]

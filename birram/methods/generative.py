@@ -43,6 +43,7 @@ from birram.methods.base import (
     MASKED_LOGIT,
     Batch,
     Context,
+    CurrentLoss,
     Known,
     Method,
     PreviousModel,
@@ -72,6 +73,15 @@ class Replay:
     teacher: torch.Tensor  # [N, n_outputs] previous model's logits, masked to its outputs
     hard: torch.Tensor  # [N] teacher's argmax
     logits: torch.Tensor | None = None  # [N, n_outputs] the previous model's logits, unmasked
+
+
+@dataclass
+class GenerativeCurrentLoss(CurrentLoss):
+    """The current loss of generative replay, with the replay loss of the same forward pass."""
+
+    # Without feedback: the separate generator's loss on current and replayed data, weighted
+    # as the classifier's (its parameters are disjoint from the classifier's).
+    generator_loss: torch.Tensor | None = None
 
 
 def log_one_hot(labels: torch.Tensor, n: int) -> torch.Tensor:
@@ -138,8 +148,6 @@ class BIR(Method):
         self.gen_optimizer: torch.optim.Optimizer | None = None
         # The separate generator after the previous task (the replay's source without feedback).
         self.generator_snapshot = PreviousModel("previous_generator", with_known=False)
-        self._pending_replay: tuple[torch.Tensor, dict] | None = None
-        self._generator_loss: torch.Tensor | None = None
 
     @property
     def previous(self) -> nn.Module | None:
@@ -402,9 +410,9 @@ class BIR(Method):
             return distillation_loss(student, teacher, self.temperature, self.t_squared)
         return F.cross_entropy(student, teacher.argmax(1))
 
-    def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
+    def current(self, ctx: Context, batch: Batch) -> GenerativeCurrentLoss:
         """Loss on the current batch; the replayed batch goes through the same forward pass
-        (one pass over both is cheaper than two), its loss kept for :meth:`replay_loss`."""
+        (one pass over both is cheaper than two), its loss handed on as ``replay``."""
         rows = ctx.rows  # stacked seeds: n rows per seed, concatenated seed by seed
         n = rows.per_seed(batch.x.shape[0])
         replay = self._replay(ctx, n) if self.previous is not None else None
@@ -442,34 +450,30 @@ class BIR(Method):
                                 "loss_kl": kl_cur.detach()}
         gen_cur = recon_cur + kl_cur
         loss = pred + gen_cur if self.feedback else pred
-        self._pending_replay = None
+        replay_loss = None
         gen_loss = gen_cur
         if replay is not None:
             pred_r = self._prediction_loss(ctx, rows.tail(logits, n), replay)
             recon_r, kl_r = rows.tail(recon, n).mean(), rows.tail(kl, n).mean()
             gen_rep = recon_r + kl_r
             loss_r = pred_r + gen_rep if self.feedback else pred_r
-            self._pending_replay = (loss_r, {
+            replay_loss = (loss_r, {
                 "loss_replay": loss_r.detach(), "loss_replay_pred": pred_r.detach(),
                 "loss_replay_recon": recon_r.detach(), "loss_replay_kl": kl_r.detach()})
             w = self.current_weight(ctx, batch)  # the generator weighs its data as the classifier
             gen_loss = w * gen_cur + (1.0 - w) * gen_rep
-        self._generator_loss = None if self.feedback else gen_loss
         logs["loss_current"] = loss.detach()
-        return loss, logs
-
-    def replay_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict] | None:
-        pending, self._pending_replay = self._pending_replay, None
-        return pending
+        return GenerativeCurrentLoss(loss, logs, replay=replay_loss,
+                                     generator_loss=None if self.feedback else gen_loss)
 
     def loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict]:
-        loss, logs = super().loss(ctx, batch)
-        if self._generator_loss is not None:
+        current = self.current(ctx, batch)
+        loss, logs = self.total_loss(ctx, batch, current)
+        if current.generator_loss is not None:
             # Disjoint parameters: one backward pass gives both models their own gradients;
             # the generator's optimiser steps in after_step.
-            logs["loss_generator"] = self._generator_loss.detach()
-            loss = loss + ctx.rows.loss_sum(self._generator_loss)
-            self._generator_loss = None
+            logs["loss_generator"] = current.generator_loss.detach()
+            loss = loss + ctx.rows.loss_sum(current.generator_loss)
         return loss, logs
 
     def after_step(self, ctx: Context) -> None:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from birram.errors import ConfigError
-from birram.methods.base import Batch, Context, Method
+from birram.methods.base import Batch, Context, CurrentLoss, Method
 from birram.models.conv import freeze
 from birram.models.generative_classifier import ClassVAEs, Likelihood, log_p_x_given_z
 from birram.models.mlp import extractor_output_size
@@ -108,7 +108,7 @@ class GenerativeClassifier(Method):
         # One device synchronisation per step, on streams only.
         return torch.unique(batch.y).tolist()
 
-    def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict]:
+    def current(self, ctx: Context, batch: Batch) -> CurrentLoss:
         """Sum over the trained classes of the mean loss of that class's samples under its VAE.
 
         Each of these VAEs reads the whole batch and weighs it by membership: no
@@ -125,7 +125,7 @@ class GenerativeClassifier(Method):
             per_sample = negative_elbo_per_element(vae, x, noise, self.likelihood,
                                                    model.log_scale(c))
             loss = loss + (weight * per_sample).sum()
-        return loss, {"loss_current": loss.detach()}
+        return CurrentLoss(loss, {"loss_current": loss.detach()})
 
     @torch.no_grad()
     def predict(self, ctx: Context, x: torch.Tensor) -> torch.Tensor:

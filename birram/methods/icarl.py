@@ -15,6 +15,7 @@ from birram.methods.base import (
     MASKED_LOGIT,
     Batch,
     Context,
+    CurrentLoss,
     Method,
     PreviousModel,
     TrainingSet,
@@ -87,7 +88,7 @@ class ICaRL(Method):
         return TrainingSet(torch.cat([data.x, self.buffer.x]), torch.cat([data.y, self.buffer.y]),
                            torch.cat([data.task_ids, self.buffer.task_ids]))
 
-    def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
+    def current(self, ctx: Context, batch: Batch) -> CurrentLoss:
         logits = ctx.model(batch.x)
         targets = F.one_hot(batch.y, logits.shape[1]).to(logits.dtype)
         if self.previous is not None and ctx.protocol.scenario == "class":
@@ -98,7 +99,7 @@ class ICaRL(Method):
         per_output = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
         # summed over the active outputs, averaged over the batch (as in the reference)
         loss = (per_output * batch.mask).sum(1).mean()
-        return loss, {"loss_current": loss.detach()}
+        return CurrentLoss(loss, {"loss_current": loss.detach()}, logits=logits)
 
     # -- task boundaries --------------------------------------------------------------------
     @torch.no_grad()

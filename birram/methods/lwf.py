@@ -7,6 +7,7 @@ import torch
 from birram.methods.base import (
     Batch,
     Context,
+    CurrentLoss,
     Known,
     Method,
     PreviousModel,
@@ -36,11 +37,11 @@ class LwF(Method):
         """On a stream: what the previous model had been shown."""
         return self.snapshot.known
 
-    def replay_loss(self, ctx: Context, batch: Batch):
+    def replay_loss(self, ctx: Context, batch: Batch, current: CurrentLoss | None = None):
         if self.previous is None:
             return None
         if ctx.protocol.scenario == "task" and self.task_replay_heads == "all":
-            return self._every_head_loss(ctx, batch)
+            return self._every_head_loss(ctx, batch, current)
         if self.known is not None:  # a stream: the previous model's tasks and classes
             task_ids = batch.task_ids
             if ctx.protocol.scenario == "task":
@@ -60,20 +61,26 @@ class LwF(Method):
             teacher_mask = ctx.masks[ctx.task - 1].expand_as(batch.mask)
         with torch.no_grad():
             teacher = masked(self.previous(batch.x), teacher_mask)
-        # The replayed inputs are the current ones: reuse the forward pass of the current loss.
-        logits = batch.logits if batch.logits is not None else ctx.model(batch.x)
+        logits = self._student_logits(ctx, batch, current)
         student = masked(logits, ctx.sample_mask(task_ids))
         loss = soft_target_loss(ctx, student, teacher, self.temperature, self.t_squared)
         return loss, {"loss_replay": loss.detach()}
 
-    def _every_head_loss(self, ctx: Context, batch: Batch):
+    @staticmethod
+    def _student_logits(ctx: Context, batch: Batch, current: CurrentLoss | None) -> torch.Tensor:
+        # The replayed inputs are the current ones: reuse the forward pass of the current loss.
+        if current is not None and current.logits is not None:
+            return current.logits
+        return ctx.model(batch.x)
+
+    def _every_head_loss(self, ctx: Context, batch: Batch, current: CurrentLoss | None):
         """Task-IL as both reference codebases: every input distilled on every previous head,
         the losses averaged over the heads."""
         assert self.previous is not None
         heads = range(ctx.task) if self.known is None else self.known.task_list.tolist()
         with torch.no_grad():
             teacher = self.previous(batch.x)
-        logits = batch.logits if batch.logits is not None else ctx.model(batch.x)
+        logits = self._student_logits(ctx, batch, current)
         loss = torch.stack([
             distillation_loss(masked(logits, ctx.masks[h]), masked(teacher, ctx.masks[h]),
                               self.temperature, self.t_squared) for h in heads]).mean()

@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
 import torch.nn.functional as F
 from torch import nn
 
-from birram.methods.base import Batch, Context, Method, masked
+from birram.methods.base import Batch, Context, CurrentLoss, Method, masked
 from birram.methods.task_identity import require_task_identity
 from birram.models.separate import SeparateNetworks
 
@@ -24,9 +21,9 @@ class SeparateNetworksMethod(Method):
                                 list(ctx.settings.hidden),
                                 [task.outputs for task in ctx.protocol.tasks])
 
-    def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
+    def current(self, ctx: Context, batch: Batch) -> CurrentLoss:
         # Only the current task's network runs, so every other network gets no gradient at all
         # (not a zero one, which Adam's momentum would still turn into a step).
-        batch.logits = ctx.model(batch.x, ctx.task)
-        loss = F.cross_entropy(masked(batch.logits, batch.mask), batch.y)
-        return loss, {"loss_current": loss.detach()}
+        logits = ctx.model(batch.x, ctx.task)
+        loss = F.cross_entropy(masked(logits, batch.mask), batch.y)
+        return CurrentLoss(loss, {"loss_current": loss.detach()}, logits=logits)

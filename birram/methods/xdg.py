@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from birram.methods.base import Batch, Context, Method, masked
+from birram.methods.base import Batch, Context, CurrentLoss, Method, masked
 from birram.methods.task_identity import require_task_identity
 from birram.models.task_gated import TaskGatedClassifier
 
@@ -34,10 +34,10 @@ class XdG(Method):
                                    list(ctx.settings.hidden), ctx.protocol.n_tasks,
                                    self.gate_prop, ctx.generator, self.independent_gates)
 
-    def current_loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
-        batch.logits = ctx.model(batch.x, batch.task_ids)
-        loss = F.cross_entropy(masked(batch.logits, batch.mask), batch.y)
-        return loss, {"loss_current": loss.detach()}
+    def current(self, ctx: Context, batch: Batch) -> CurrentLoss:
+        logits = ctx.model(batch.x, batch.task_ids)
+        loss = F.cross_entropy(masked(logits, batch.mask), batch.y)
+        return CurrentLoss(loss, {"loss_current": loss.detach()}, logits=logits)
 
     @torch.no_grad()
     def predict(self, ctx: Context, x: torch.Tensor) -> torch.Tensor:

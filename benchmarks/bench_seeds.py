@@ -2,7 +2,8 @@
 
 For each method, on a preset's protocol: the wall time of training one seed (the first of
 ``--seeds``) by itself, and of training all of ``--seeds`` together (``birram.train_seeds``),
-each in a fresh process (so peak memory is its own), with seed-iterations per second, peak
+each in a fresh process (so peak memory is its own), with wall and CPU time (the CPU time
+of a one-thread run barely moves with the machine's load), seed-iterations per second, peak
 resident memory (and peak GPU memory on a GPU) and the final average accuracy. "S runs /
 stacked" is S times the single-seed time over the stacked time: how much faster the stacked
 seeds are than S separate runs one after another. Times depend on the machine and its load;
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -56,6 +58,7 @@ def measure(preset: str, method: str, seeds: list[int], mode: str, iters: int | 
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    cpu_start = _cpu_seconds()
     if mode == "single":
         m = build()
         ctx = prepare(m, make_context(inputs.protocols[seeds[0]], settings, seeds[0], device))
@@ -69,16 +72,24 @@ def measure(preset: str, method: str, seeds: list[int], mode: str, iters: int | 
     if cuda:
         torch.cuda.synchronize()
     wall = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu_start
     n_seeds = len(states)
     steps = cfg.train.iters * inputs.protocols[seeds[0]].n_tasks * n_seeds
     finals = [sum(s.records[-1].accuracies) / len(s.records[-1].accuracies) for s in states]
     return {
-        "method": method, "mode": mode, "seeds": seeds[:n_seeds], "wall_s": wall,
+        "method": method, "mode": mode, "seeds": seeds[:n_seeds], "wall_s": wall, "cpu_s": cpu,
         "seed_iterations_per_s": steps / wall,
         "final_avg_accuracy": sum(finals) / len(finals), "per_seed_accuracy": finals,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
     }
+
+
+def _cpu_seconds() -> float:
+    # Process CPU time (every thread): on a shared machine it moves far less with the load
+    # than the wall time does.
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def in_subprocess(args: argparse.Namespace, method: str, mode: str) -> dict[str, Any]:
@@ -118,14 +129,19 @@ def main() -> None:
     s = len(seeds)
     print(f"{args.preset}, {s} seeds, device {args.device}, threads {args.threads}")
     print(f"{'method':8s} {'1 seed s':>9s} {f'{s} stacked s':>12s} {'ratio':>6s} "
-          f"{f'{s} runs/stacked':>14s} {'acc 1 / stacked %':>18s} {'peak MB 1 / S':>14s}")
+          f"{'CPU s 1 / S':>14s} {'CPU ratio':>9s} {f'{s} runs/stacked':>14s} "
+          f"{'acc 1 / stacked %':>18s} {'peak MB 1 / S':>14s}")
     for method in args.methods.split(","):
         single = in_subprocess(args, method, "single")
         stacked = in_subprocess(args, method, "stacked")
         ratio = stacked["wall_s"] / single["wall_s"]
+        cpu_ratio = stacked["cpu_s"] / single["cpu_s"]
         rows.append({"method": method, "single": single, "stacked": stacked,
-                     "stacked_over_single": ratio, "speedup_over_separate_runs": s / ratio})
+                     "stacked_over_single": ratio, "cpu_stacked_over_single": cpu_ratio,
+                     "speedup_over_separate_runs": s / ratio,
+                     "load_average_1min": os.getloadavg()[0]})
         print(f"{method:8s} {single['wall_s']:9.1f} {stacked['wall_s']:12.1f} {ratio:6.2f} "
+              f"{single['cpu_s']:6.1f} / {stacked['cpu_s']:5.1f} {cpu_ratio:9.2f} "
               f"{s / ratio:14.2f} {100 * single['final_avg_accuracy']:8.1f} / "
               f"{100 * stacked['final_avg_accuracy']:5.1f} "
               f"{single['peak_rss_mb']:6.0f} / {stacked['peak_rss_mb']:.0f}")

@@ -311,8 +311,7 @@ def train_continual(
     if not state.random_init_accuracies:
         state.random_init_accuracies = evaluate_each_own_task(method, ctx)
     settings = ctx.settings
-    optimizer = ctx.optimizer
-    assert optimizer is not None, "call prepare() first"
+    assert ctx.optimizer is not None, "call prepare() first"
     source = (TaskBatches(method, ctx) if ctx.protocol.stream is None
               else UntoldStream(method, ctx, state))
     for t in range(len(state.records), ctx.protocol.n_tasks):
@@ -326,14 +325,7 @@ def train_continual(
         first_bad = torch.full((), -1, dtype=torch.long, device=ctx.device)
         for it in range(settings.iters):
             batch = source.next_batch(it)
-            loss, logs = method.loss(ctx, batch)
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
-                                    torch.full_like(first_bad, it), first_bad)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            method.before_step(ctx)
-            optimizer.step()
-            method.after_step(ctx)
+            logs, first_bad = training_step(method, ctx, batch, it, first_bad)
             source.step_done(batch, it)
             hooks.step_done(ctx, it)
             if hooks.log_every > 0 and (it + 1) % hooks.log_every == 0:
@@ -355,6 +347,23 @@ def train_continual(
         if on_task_end is not None:
             on_task_end(ctx, state)
     return state
+
+
+def training_step(method: Method, ctx: Context, batch: Batch, it: int,
+                  first_bad: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One optimiser step on ``batch``: the method's loss, backward, its gradient hook, the
+    step and its after-step hook. Returns the logged losses and ``first_bad``, the first
+    iteration whose loss was not finite (kept on the device: no synchronisation per step)."""
+    assert ctx.optimizer is not None
+    loss, logs = method.loss(ctx, batch)
+    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
+                            torch.full_like(first_bad, it), first_bad)
+    ctx.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    method.before_step(ctx)
+    ctx.optimizer.step()
+    method.after_step(ctx)
+    return logs, first_bad
 
 
 CHECK_EVERY = 50  # iterations between reads of the non-finite-loss flag (and progress updates)

@@ -39,6 +39,7 @@ from birram.train import (
     make_context,
     prepare,
     regression_scores,
+    training_step,
 )
 
 ProgressFn = Callable[[int, int, int], None]
@@ -163,8 +164,7 @@ def train_stacked(group: StackedGroup, progress: ProgressFn | None = None,
     each task in its ``state`` (as :func:`birram.train.train_continual` does for one)."""
     method, ctx, runs = group.method, group.ctx, group.runs
     settings = ctx.settings
-    optimizer = ctx.optimizer
-    assert optimizer is not None
+    assert ctx.optimizer is not None
     for run in runs:
         run.state.random_init_accuracies = evaluate_each_own_task(run.method, run.ctx)
     for t in range(ctx.protocol.n_tasks):
@@ -185,14 +185,7 @@ def train_stacked(group: StackedGroup, progress: ProgressFn | None = None,
             idx = torch.cat([s.next_indices() + off for s, off in zip(samplers, offsets)])
             task_ids = data.task_ids[idx]
             batch = Batch(data.x[idx], data.y[idx], task_ids, ctx.sample_mask(task_ids))
-            loss, logs = method.loss(ctx, batch)
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
-                                    torch.full_like(first_bad, it), first_bad)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            method.before_step(ctx)
-            optimizer.step()
-            method.after_step(ctx)
+            logs, first_bad = training_step(method, ctx, batch, it, first_bad)
             if (it + 1) % CHECK_EVERY == 0 or it + 1 == settings.iters:
                 check_finite_loss(first_bad, t, settings.lr)
                 if progress is not None:

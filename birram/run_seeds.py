@@ -1,5 +1,6 @@
 """An experiment's seeds of one method trained together (:mod:`birram.train_seeds`), each
-written to its own directory exactly as a separate run writes it."""
+written to its own directory exactly as a separate run writes it. The group checkpoints at
+every task end, so an interrupted group resumes after its last finished task."""
 
 from __future__ import annotations
 
@@ -42,7 +43,12 @@ def run_method_seeds(cfg: RunConfig, name: str, inputs: ExperimentInputs, out_di
     """Every seed of method ``name``: the unfinished ones trained together where the method
     and the configuration allow it, else one after another. Returns the results in the
     order of ``cfg.seeds`` and a line saying which way they were trained."""
-    from birram.train_seeds import stack_group, train_stacked, why_not_stacked
+    from birram.train_seeds import (
+        load_group_checkpoint,
+        stack_group,
+        train_stacked,
+        why_not_stacked,
+    )
 
     def seed_dir(seed: int) -> Path:
         return out_dir / name / f"seed-{seed}"
@@ -85,6 +91,10 @@ def run_method_seeds(cfg: RunConfig, name: str, inputs: ExperimentInputs, out_di
         seed_dir(run.seed).mkdir(parents=True, exist_ok=True)
         io.write_json(seed_dir(run.seed) / "config.json",
                       {**cfg.model_dump(mode="json"), "method_name": name, "seed": run.seed})
+    # A chip's state is not checkpointed (as for one seed): such a group restarts whole.
+    checkpoint = None if chips else group_checkpoint(out_dir / name, pending)
+    if checkpoint is not None and resume and checkpoint.exists():
+        load_group_checkpoint(checkpoint, group)
     label = f"{name} seeds {','.join(map(str, pending))}"
     tick = (progress(label, cfg.train.iters * group.ctx.protocol.n_tasks)
             if progress else None)
@@ -94,7 +104,7 @@ def run_method_seeds(cfg: RunConfig, name: str, inputs: ExperimentInputs, out_di
 
     started = time.perf_counter()
     try:
-        train_stacked(group, tick, on_task_end)
+        train_stacked(group, tick, on_task_end, checkpoint)
     except TrainingDiverged as err:
         raise TrainingDiverged(f"{name}, seeds {','.join(map(str, pending))} (trained "
                                f"together): {err}") from None
@@ -112,5 +122,13 @@ def run_method_seeds(cfg: RunConfig, name: str, inputs: ExperimentInputs, out_di
                                         seed_dir(run.seed), wall / len(pending),
                                         chip_hooks=chips.get(run.seed), extra=extra,
                                         bytes_kept=kept)]
+    if checkpoint is not None:  # every seed is sealed now
+        checkpoint.unlink(missing_ok=True)
     results = [r for seed in cfg.seeds for r in done[seed]]
     return results, f"trained together: seeds {', '.join(map(str, pending))}"
+
+
+def group_checkpoint(method_dir: Path, seeds: list[int]) -> Path:
+    """Where the seeds ``seeds`` of one method, trained together, checkpoint at task ends
+    (named by the seeds: a resume with other unfinished seeds trains a group of its own)."""
+    return method_dir / f"checkpoint-seeds-{'-'.join(map(str, seeds))}.safetensors"

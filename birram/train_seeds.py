@@ -19,10 +19,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
 
+from birram.checkpoint import load_state, non_finite_tensors, save_state
 from birram.data.protocols import Protocol
+from birram.errors import DataError
 from birram.methods.base import Batch, Context, Method, TrainingSet, TrainSettings
 from birram.models.stacked import NotStackable, copy_seed, stack_models
 from birram.seeds import NoGenerator, SeedRows
@@ -158,16 +161,75 @@ def _training_sets(group: StackedGroup) -> TrainingSet:
                        torch.cat([s.task_ids for s in sets]))
 
 
+def save_group_checkpoint(path: Path, group: StackedGroup) -> None:
+    """The stacked group at a task boundary, in one file (as a seed's own checkpoint: no
+    pickled code, a digest over everything)."""
+    ctx = group.ctx
+    assert ctx.optimizer is not None
+    save_state(path, {
+        "seeds": [run.seed for run in group.runs],
+        "model": ctx.model.state_dict(),
+        "optimizer": ctx.optimizer.state_dict(),
+        "method": group.method.state_dict(),
+        "runs": [{"records": [vars(rec) for rec in run.state.records],
+                  "random_init": run.state.random_init_accuracies,
+                  "generator": run.ctx.generator.get_state()} for run in group.runs],
+        "torch_rng": torch.get_rng_state(),
+    })
+
+
+def load_group_checkpoint(path: Path, group: StackedGroup) -> None:
+    """Restore ``group`` (freshly built for the same seeds) at the boundary ``path`` holds;
+    DataError naming the file and the fix if it is damaged or was written for other seeds."""
+    payload = load_state(path)
+    fix = f"delete {path} to train these seeds again from their first task"
+    seeds = [run.seed for run in group.runs]
+    if payload.get("seeds") != seeds:
+        raise DataError(f"checkpoint {path} was written for seeds {payload.get('seeds')}, "
+                        f"not {seeds}; {fix}")
+    bad = non_finite_tensors({k: payload.get(k) for k in ("model", "method")})
+    if bad:
+        raise DataError(f"checkpoint {path} holds NaN or infinite values ({bad[0]}); {fix}")
+    ctx, n_tasks = group.ctx, group.ctx.protocol.n_tasks
+    assert ctx.optimizer is not None
+    try:
+        states = [RunState(records=[TaskRecord(**rec) for rec in saved["records"]],
+                           random_init_accuracies=list(saved["random_init"]))
+                  for saved in payload["runs"]]
+        done = {len(state.records) for state in states}
+        if len(done) != 1 or not 1 <= min(done) <= n_tasks:
+            raise ValueError(f"task records {sorted(done)} for a {n_tasks}-task protocol")
+        ctx.model.load_state_dict(payload["model"])
+        ctx.optimizer.load_state_dict(payload["optimizer"])
+        ctx.task = min(done) - 1
+        group.method.load_state_dict(payload["method"], ctx)
+        for run, state, saved in zip(group.runs, states, payload["runs"]):
+            run.state = state
+            run.ctx.task = ctx.task
+            run.ctx.generator.set_state(saved["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+        raise DataError(f"checkpoint {path} does not fit this run ({str(err)[:200]}); "
+                        f"{fix}") from None
+    copy_back(group)
+
+
 def train_stacked(group: StackedGroup, progress: ProgressFn | None = None,
-                  on_task_end: Callable[[SeedRun], None] | None = None) -> None:
+                  on_task_end: Callable[[SeedRun], None] | None = None,
+                  checkpoint: Path | None = None) -> None:
     """Train every seed of ``group`` on every task, recording each seed's accuracies after
-    each task in its ``state`` (as :func:`birram.train.train_continual` does for one)."""
+    each task in its ``state`` (as :func:`birram.train.train_continual` does for one).
+
+    A group restored by :func:`load_group_checkpoint` goes on after its last finished task;
+    with ``checkpoint``, the group is saved there after every task."""
     method, ctx, runs = group.method, group.ctx, group.runs
     settings = ctx.settings
     assert ctx.optimizer is not None
-    for run in runs:
-        run.state.random_init_accuracies = evaluate_each_own_task(run.method, run.ctx)
-    for t in range(ctx.protocol.n_tasks):
+    first = len(runs[0].state.records)
+    if first == 0:
+        for run in runs:
+            run.state.random_init_accuracies = evaluate_each_own_task(run.method, run.ctx)
+    for t in range(first, ctx.protocol.n_tasks):
         ctx.task = t
         for run in runs:
             run.ctx.task = t
@@ -204,7 +266,9 @@ def train_stacked(group: StackedGroup, progress: ProgressFn | None = None,
             run.state.records.append(TaskRecord(t, accuracies, seconds, losses, scores))
             if on_task_end is not None:
                 on_task_end(run)
+        if checkpoint is not None:
+            save_group_checkpoint(checkpoint, group)
 
 
-__all__ = ["STACKABLE_METHODS", "SeedRun", "StackedGroup", "copy_back", "stack_group",
-           "train_stacked", "why_not_stacked"]
+__all__ = ["STACKABLE_METHODS", "SeedRun", "StackedGroup", "copy_back", "load_group_checkpoint",
+           "save_group_checkpoint", "stack_group", "train_stacked", "why_not_stacked"]

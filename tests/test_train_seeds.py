@@ -118,11 +118,11 @@ def test_methods_without_a_stacked_form_say_why():
         stack_group(lambda: build_method("er", CFG), {s: protocol() for s in SEEDS}, SETTINGS)
 
 
-def experiment(methods, **train):
+def experiment(methods, n_tasks=2, **train):
     from birram.config import build_config
 
     return build_config({"methods": methods, "seeds": [1, 2], "scenario": "class",
-                         "data": {"n_tasks": 2},
+                         "data": {"n_tasks": n_tasks},
                          "train": {"iters": 20, "batch_size": 16, "lr": 0.01, "hidden": [16],
                                    **train}})
 
@@ -157,3 +157,64 @@ def test_methods_in_parallel_processes_give_what_one_process_gives(tmp_path):
     for a, b in zip(one.results, two.results):
         np.testing.assert_array_equal(a.accuracy_matrix, b.accuracy_matrix)
     assert one.summary["seed_batching"] == two.summary["seed_batching"]
+
+
+def _interrupt_after_checkpoints(monkeypatch, n: int) -> None:
+    """Stop a stacked group right after its ``n``-th task-end checkpoint."""
+    import birram.train_seeds as train_seeds
+
+    original, calls = train_seeds.save_group_checkpoint, []
+
+    def save_then_stop(*args, **kwargs):
+        original(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_seeds, "save_group_checkpoint", save_then_stop)
+
+
+@pytest.mark.parametrize("name", ["bir", "si"])
+def test_an_interrupted_group_resumes_after_its_last_task(tmp_path, monkeypatch, name):
+    from birram.checkpoint import load_state
+    from birram.run import run_experiment
+
+    cfg = experiment([name], n_tasks=3)
+    _interrupt_after_checkpoints(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, tmp_path / "cut", data=blobs(n_classes=6))
+    monkeypatch.undo()
+    ckpt = tmp_path / "cut" / name / "checkpoint-seeds-1-2.safetensors"
+    saved = load_state(ckpt)
+    assert [len(run["records"]) for run in saved["runs"]] == [1, 1]
+    resumed = run_experiment(cfg, tmp_path / "cut", data=blobs(n_classes=6))
+    assert not ckpt.exists()  # every seed is sealed: nothing left to resume
+    whole = run_experiment(cfg, tmp_path / "whole", data=blobs(n_classes=6))
+    for seed, a, b in zip((1, 2), resumed.results, whole.results):
+        np.testing.assert_array_equal(a.accuracy_matrix, b.accuracy_matrix)
+        # The first task came from the checkpoint, not from training it again.
+        metrics = (tmp_path / "cut" / name / f"seed-{seed}" / "metrics.json").read_text()
+        assert repr(saved["runs"][seed - 1]["records"][0]["seconds"]) in metrics
+
+
+def test_a_group_checkpoint_for_other_seeds_or_damaged_is_refused(tmp_path, monkeypatch):
+    from birram.errors import DataError
+    from birram.train_seeds import load_group_checkpoint, save_group_checkpoint
+
+    group = stack_group(lambda: build_method("bir", CFG), {s: protocol() for s in SEEDS},
+                        SETTINGS)
+    train_stacked(group, checkpoint=tmp_path / "g.safetensors")
+    other = stack_group(lambda: build_method("bir", CFG), {s: protocol() for s in (1, 2)},
+                        SETTINGS)
+    with pytest.raises(DataError, match=r"written for seeds \[1, 2, 3\], not \[1, 2\]"):
+        load_group_checkpoint(tmp_path / "g.safetensors", other)
+    data = bytearray((tmp_path / "g.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0x10
+    (tmp_path / "g.safetensors").write_bytes(bytes(data))
+    fresh = stack_group(lambda: build_method("bir", CFG), {s: protocol() for s in SEEDS},
+                        SETTINGS)
+    with pytest.raises(DataError, match="damaged"):
+        load_group_checkpoint(tmp_path / "g.safetensors", fresh)
+    save_group_checkpoint(tmp_path / "h.safetensors", group)
+    load_group_checkpoint(tmp_path / "h.safetensors", fresh)  # a sound one loads
+    assert [len(r.state.records) for r in fresh.runs] == [3, 3, 3]

@@ -70,21 +70,24 @@ def train_once(preset: str, method: str, iters: int, tasks: int, seed: int,
     return sum(r.seconds for r in state.records), seen
 
 
-def replay_products(seen: Counter[Signature]) -> float:
-    """Seconds to run every recorded product as many times as the run did, on fresh tensors
-    laid out as the originals (one set of operands per signature, made before the clock)."""
+def replay_products(seen: Counter[Signature], copies: int = 8) -> float:
+    """Seconds to run every recorded product as many times as the run did, on tensors laid
+    out as the originals, made before the clock. Each call takes the next of ``copies`` sets
+    of operands, so that (with the default) the operands are not all warm in the CPU's caches,
+    as a loop's fresh activations are not."""
     import torch
 
     work = []
     for (name, layout), count in seen.items():
-        operands = [torch.empty_strided(shape, stride).normal_() for shape, stride in layout]
-        work.append((getattr(torch.ops.aten, name).default, operands, count))
-    for op, operands, _ in work:  # warm the library's kernels
-        op(*operands)
+        sets = [[torch.empty_strided(shape, stride).normal_() for shape, stride in layout]
+                for _ in range(copies)]
+        work.append((getattr(torch.ops.aten, name).default, sets, count))
+    for op, sets, _ in work:  # warm the library's kernels
+        op(*sets[0])
     start = time.perf_counter()
-    for op, operands, count in work:
-        for _ in range(count):
-            op(*operands)
+    for op, sets, count in work:
+        for k in range(count):
+            op(*sets[k % copies])
     return time.perf_counter() - start
 
 

@@ -18,7 +18,7 @@ with ``--repeats`` and compare the medians. Other load on the machine moves both
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import statistics
 import sys
 import time
@@ -62,10 +62,7 @@ def train_once(preset: str, method: str, iters: int, tasks: int, seed: int,
                 seen[(name, layout)] += 1
             return func(*args, **(kwargs or {}))
 
-    if record:
-        with Recorder():
-            state = train_continual(built, ctx)
-    else:
+    with Recorder() if record else contextlib.nullcontext():
         state = train_continual(built, ctx)
     return sum(r.seconds for r in state.records), seen
 
@@ -135,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  products' share     {result['products_share']:8.1%}  -> a loop with nothing but "
           f"them would be {result['max_speedup_on_this_library']:.2f}x faster")
     if args.out is not None:
+        from birram import io
+
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        tmp.replace(args.out)
+        io.write_json(args.out, result)
     return 0
 
 

@@ -141,14 +141,46 @@ def non_finite_tensors(state: Any, prefix: str = "") -> list[str]:
 
 # --- a training run at a task boundary ---------------------------------------------------------
 
+# What a checkpoint that does not fit the run it is loaded into raises while being applied.
+UNFIT_ERRORS = (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError)
+
+
+def run_state_entry(state: RunState) -> dict[str, Any]:
+    """A run's records as a checkpoint stores them (its ``records``, ``random_init`` and
+    ``stream_seen`` entries)."""
+    return {
+        "records": [vars(rec) for rec in state.records],
+        "random_init": state.random_init_accuracies,
+        "stream_seen": {"outputs": state.stream_seen_outputs, "tasks": state.stream_seen_tasks},
+    }
+
+
+def run_state_from(entry: dict[str, Any], n_tasks: int) -> RunState:
+    """The :class:`RunState` :func:`run_state_entry` stored; ValueError if its records do not
+    fit an ``n_tasks``-task protocol."""
+    from birram.train import RunState, TaskRecord
+
+    records = [TaskRecord(**rec) for rec in entry["records"]]
+    if not 1 <= len(records) <= n_tasks or any(len(r.accuracies) != n_tasks for r in records):
+        raise ValueError(f"{len(records)} task records for a {n_tasks}-task protocol")
+    seen = entry.get("stream_seen") or {}
+    return RunState(records=records, random_init_accuracies=list(entry["random_init"]),
+                    stream_seen_outputs=seen.get("outputs"), stream_seen_tasks=seen.get("tasks"))
+
+
+def refuse_non_finite(path: Path, payload: dict[str, Any], fix: str) -> None:
+    """DataError if the trained state (``model``, ``method``) in ``payload`` holds NaN or inf."""
+    bad = non_finite_tensors({k: payload.get(k) for k in ("model", "method")})
+    if bad:
+        raise DataError(f"checkpoint {path} holds NaN or infinite values ({bad[0]}); {fix}")
+
+
 def save_checkpoint(path: Path, method: Method, ctx: Context, state: RunState) -> None:
     save_state(path, {
         "model": ctx.model.state_dict(),
         "optimizer": ctx.optimizer.state_dict() if ctx.optimizer is not None else None,
         "method": method.state_dict(),
-        "records": [vars(rec) for rec in state.records],
-        "random_init": state.random_init_accuracies,
-        "stream_seen": {"outputs": state.stream_seen_outputs, "tasks": state.stream_seen_tasks},
+        **run_state_entry(state),
         "generator": ctx.generator.get_state(),
         "torch_rng": torch.get_rng_state(),
     })
@@ -156,29 +188,19 @@ def save_checkpoint(path: Path, method: Method, ctx: Context, state: RunState) -
 
 def load_checkpoint(path: Path, method: Method, ctx: Context) -> RunState:
     """Restore a run at its last task boundary; DataError (never a traceback) if unusable."""
-    from birram.train import RunState, TaskRecord
-
     payload = load_state(path)
     fix = f"delete {path} to restart this seed from its first task"
-    bad = non_finite_tensors({k: payload.get(k) for k in ("model", "method")})
-    if bad:
-        raise DataError(f"checkpoint {path} holds NaN or infinite values ({bad[0]}); {fix}")
+    refuse_non_finite(path, payload, fix)
     try:
-        records = [TaskRecord(**rec) for rec in payload["records"]]
-        n_tasks = ctx.protocol.n_tasks
-        if not 1 <= len(records) <= n_tasks or any(len(r.accuracies) != n_tasks
-                                                   for r in records):
-            raise ValueError(f"{len(records)} task records for a {n_tasks}-task protocol")
+        state = run_state_from(payload, ctx.protocol.n_tasks)
         ctx.model.load_state_dict(payload["model"])
         if ctx.optimizer is not None and payload["optimizer"] is not None:
             ctx.optimizer.load_state_dict(payload["optimizer"])
-        ctx.task = len(records) - 1
+        ctx.task = len(state.records) - 1
         method.load_state_dict(payload["method"], ctx)
         ctx.generator.set_state(payload["generator"])
         torch.set_rng_state(payload["torch_rng"])
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+    except UNFIT_ERRORS as err:
         raise DataError(f"checkpoint {path} does not fit this run ({str(err)[:200]}); "
                         f"{fix}") from None
-    seen = payload.get("stream_seen") or {}
-    return RunState(records=records, random_init_accuracies=list(payload["random_init"]),
-                    stream_seen_outputs=seen.get("outputs"), stream_seen_tasks=seen.get("tasks"))
+    return state

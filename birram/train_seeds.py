@@ -23,7 +23,14 @@ from pathlib import Path
 
 import torch
 
-from birram.checkpoint import load_state, non_finite_tensors, save_state
+from birram.checkpoint import (
+    UNFIT_ERRORS,
+    load_state,
+    refuse_non_finite,
+    run_state_entry,
+    run_state_from,
+    save_state,
+)
 from birram.data.protocols import Protocol
 from birram.errors import DataError
 from birram.methods.base import Batch, Context, Method, TrainingSet, TrainSettings
@@ -171,9 +178,8 @@ def save_group_checkpoint(path: Path, group: StackedGroup) -> None:
         "model": ctx.model.state_dict(),
         "optimizer": ctx.optimizer.state_dict(),
         "method": group.method.state_dict(),
-        "runs": [{"records": [vars(rec) for rec in run.state.records],
-                  "random_init": run.state.random_init_accuracies,
-                  "generator": run.ctx.generator.get_state()} for run in group.runs],
+        "runs": [{**run_state_entry(run.state), "generator": run.ctx.generator.get_state()}
+                 for run in group.runs],
         "torch_rng": torch.get_rng_state(),
     })
 
@@ -187,28 +193,24 @@ def load_group_checkpoint(path: Path, group: StackedGroup) -> None:
     if payload.get("seeds") != seeds:
         raise DataError(f"checkpoint {path} was written for seeds {payload.get('seeds')}, "
                         f"not {seeds}; {fix}")
-    bad = non_finite_tensors({k: payload.get(k) for k in ("model", "method")})
-    if bad:
-        raise DataError(f"checkpoint {path} holds NaN or infinite values ({bad[0]}); {fix}")
-    ctx, n_tasks = group.ctx, group.ctx.protocol.n_tasks
+    refuse_non_finite(path, payload, fix)
+    ctx = group.ctx
     assert ctx.optimizer is not None
     try:
-        states = [RunState(records=[TaskRecord(**rec) for rec in saved["records"]],
-                           random_init_accuracies=list(saved["random_init"]))
-                  for saved in payload["runs"]]
+        states = [run_state_from(saved, ctx.protocol.n_tasks) for saved in payload["runs"]]
         done = {len(state.records) for state in states}
-        if len(done) != 1 or not 1 <= min(done) <= n_tasks:
-            raise ValueError(f"task records {sorted(done)} for a {n_tasks}-task protocol")
+        if len(done) != 1:
+            raise ValueError(f"the seeds hold {sorted(done)} task records")
         ctx.model.load_state_dict(payload["model"])
         ctx.optimizer.load_state_dict(payload["optimizer"])
-        ctx.task = min(done) - 1
+        ctx.task = done.pop() - 1
         group.method.load_state_dict(payload["method"], ctx)
         for run, state, saved in zip(group.runs, states, payload["runs"]):
             run.state = state
             run.ctx.task = ctx.task
             run.ctx.generator.set_state(saved["generator"])
         torch.set_rng_state(payload["torch_rng"])
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+    except UNFIT_ERRORS as err:
         raise DataError(f"checkpoint {path} does not fit this run ({str(err)[:200]}); "
                         f"{fix}") from None
     copy_back(group)

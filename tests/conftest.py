@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
 
@@ -85,3 +89,25 @@ def interrupted_then_resumed(cfg, tmp_path, data_factory=blobs,  # type: ignore[
         before_resume(tmp_path / "cut")
     resumed = run_experiment(cfg, tmp_path / "cut", data=data_factory())
     return full, resumed
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """A script of ``benchmarks/`` (not a package) imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def blob_experiments(monkeypatch):
+    """Every experiment reads 10-class blobs instead of its preset's dataset."""
+    import birram.run
+
+    real = birram.run.prepare_experiment
+    monkeypatch.setattr(birram.run, "prepare_experiment",
+                        lambda cfg, data=None: real(cfg, blobs(n_classes=10, per_class=20)))

@@ -209,3 +209,20 @@ def test_each_ablation_entry_switches_exactly_its_component(component):
         expected_added = other == component and other != "internal"
         assert getattr(removed, other) is expected_removed, (component, other)
         assert getattr(added, other) is expected_added, (component, other)
+
+
+def test_image_mosaic_places_each_sample_in_its_tile_with_white_gaps():
+    from birram.methods.replay_pictures import MOSAIC_GAP, image_mosaic
+
+    shape = (1, 3, 2)  # channels, height, width
+    first = torch.full((2, 6), 0.25)  # two samples of class 0
+    second = torch.full((1, 6), 0.75)  # one sample of class 1: its second tile stays empty
+    mosaic = image_mosaic([first, second], shape, per_class=2)
+    tile_h, tile_w = 3 + MOSAIC_GAP, 2 + MOSAIC_GAP
+    assert mosaic.shape == (2 * tile_h - MOSAIC_GAP, 2 * tile_w - MOSAIC_GAP)
+    assert (mosaic[0:3, 0:2] == 0.25).all() and (mosaic[0:3, tile_w : tile_w + 2] == 0.25).all()
+    assert (mosaic[tile_h : tile_h + 3, 0:2] == 0.75).all()
+    assert (mosaic[tile_h : tile_h + 3, tile_w : tile_w + 2] == 1.0).all()  # no sample
+    assert (mosaic[3:tile_h, :] == 1.0).all()  # the gap between the rows
+    rgb = image_mosaic([torch.rand(1, 3 * 3 * 2) * 3], (3, 3, 2), per_class=1)
+    assert rgb.shape == (3, 2, 3) and rgb.max() <= 1.0  # clamped to [0, 1]

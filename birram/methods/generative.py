@@ -84,6 +84,12 @@ class GenerativeCurrentLoss(CurrentLoss):
     generator_loss: torch.Tensor | None = None
 
 
+def one_hot(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """A float one-hot matrix. ``F.one_hot`` reads the labels' range back to the host to check
+    it, a synchronisation per call on a GPU; indices out of range fail in ``scatter_`` too."""
+    return torch.zeros(labels.shape[0], n, device=labels.device).scatter_(1, labels[:, None], 1.0)
+
+
 def log_one_hot(labels: torch.Tensor, n: int) -> torch.Tensor:
     """log of a one-hot matrix, with a finite stand-in for log 0."""
     out = torch.full((labels.shape[0], n), MASKED_LOGIT, device=labels.device)
@@ -281,10 +287,10 @@ class BIR(Method):
         if not self.gating:
             return None
         if self.gate_by == "task":
-            return F.one_hot(task_ids, self._n_tasks).float()
+            return one_hot(task_ids, self._n_tasks)
         if class_probs is not None:
             return class_probs
-        return F.one_hot(classes, self._n_outputs).float()
+        return one_hot(classes, self._n_outputs)
 
     # -- replay -----------------------------------------------------------------------------
     def _draw_contexts(self, ctx: Context, n: int,
@@ -382,7 +388,7 @@ class BIR(Method):
         if self.distill:
             log_p = F.log_softmax(replay.teacher / self.temperature, dim=1)
             return log_p.exp(), log_p
-        return (F.one_hot(replay.hard, self._n_outputs).float(),
+        return (one_hot(replay.hard, self._n_outputs),
                 log_one_hot(replay.hard, self._n_outputs))
 
     def _scores_every_head(self, ctx: Context) -> bool:

@@ -5,12 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from birram.methods.base import Context
 
 if TYPE_CHECKING:
     from birram.methods.generative import BIR
+
+
+MOSAIC_GAP = 2  # pixels of background between the tiles of a mosaic
+
+
+def image_mosaic(rows: list[torch.Tensor], shape: tuple[int, ...],
+                 per_class: int) -> np.ndarray:
+    """Rows of flattened images (``shape`` = channels, height, width) tiled into one
+    ``[H, W]`` (grey) or ``[H, W, 3]`` array in [0, 1], ``per_class`` tiles a row; missing
+    tiles and the gaps between tiles are white."""
+    channels, h, w = shape
+    tile_h, tile_w = h + MOSAIC_GAP, w + MOSAIC_GAP
+    out = np.ones((len(rows) * tile_h - MOSAIC_GAP, per_class * tile_w - MOSAIC_GAP, channels),
+                  dtype=np.float32)
+    for r, samples in enumerate(rows):
+        images = samples[:per_class].reshape(-1, channels, h, w).clamp(0, 1)
+        for k, img in enumerate(images.permute(0, 2, 3, 1).numpy()):
+            out[r * tile_h : r * tile_h + h, k * tile_w : k * tile_w + w] = img
+    return out[..., 0] if channels == 1 else out
 
 
 @torch.no_grad()
@@ -54,18 +74,22 @@ def sample_grid(method: BIR, ctx: Context, path: str | Path, per_class: int = 8,
     shape = p.input_shape
     as_image = not method.internal and len(shape) == 3 and shape[0] in (1, 3)
     rows = [x[labels == c][:per_class].cpu() for c in seen]
-    fig, axes = plt.subplots(len(seen), 1 if not as_image else per_class, squeeze=False,
-                             figsize=(per_class if as_image else 8, 1.1 * len(seen) + 0.5))
-    for r, (c, samples) in enumerate(zip(seen, rows)):
-        if as_image:
-            for k in range(per_class):
-                ax = axes[r][k]
-                ax.axis("off")
-                if k < samples.shape[0]:
-                    img = samples[k].view(*shape).permute(1, 2, 0).squeeze(-1).clamp(0, 1)
-                    ax.imshow(img.numpy(), cmap="gray" if shape[0] == 1 else None)
-            axes[r][0].set_title(p.output_names[c], fontsize=7, loc="left")
-        else:
+    if as_image:  # one mosaic in one axes: a subplot per sample costs seconds per picture
+        fig, ax = plt.subplots(figsize=(per_class + 1.2, len(seen) + 0.8))
+        mosaic = image_mosaic(rows, shape, per_class)
+        ax.imshow(mosaic, cmap="gray" if shape[0] == 1 else None, vmin=0.0, vmax=1.0,
+                  interpolation="nearest")
+        tile = shape[1] + MOSAIC_GAP
+        ax.set_yticks([r * tile + shape[1] / 2 for r in range(len(seen))],
+                      [p.output_names[c] for c in seen], fontsize=7)
+        ax.set_xticks([])
+        ax.tick_params(length=0)
+        for side in ax.spines.values():
+            side.set_visible(False)
+    else:
+        fig, axes = plt.subplots(len(seen), 1, squeeze=False,
+                                 figsize=(8, 1.1 * len(seen) + 0.5))
+        for r, (c, samples) in enumerate(zip(seen, rows)):
             ax = axes[r][0]
             if samples.shape[0] > 0:
                 ax.imshow(samples.numpy(), aspect="auto", cmap="viridis")

@@ -338,15 +338,22 @@ def train_continual(
         hooks.task_trained(method, ctx)
         source.end()
         check_finite_parameters(ctx.model, t, ctx.settings.lr)
-        accuracies = evaluate(method, ctx, t)
-        hooks.task_done(method, ctx, accuracies)
-        losses = {k: float(v) for k, v in logs.items()}
-        scores = regression_scores(method, ctx, t) if ctx.protocol.regression else None
-        state.records.append(TaskRecord(t, accuracies, time.perf_counter() - start, losses,
-                                        scores))
+        state.records.append(evaluated_record(method, ctx, hooks, time.perf_counter() - start,
+                                              logs))
         if on_task_end is not None:
             on_task_end(ctx, state)
     return state
+
+
+def evaluated_record(method: Method, ctx: Context, hooks: LoopHooks, seconds: float,
+                     logs: dict[str, torch.Tensor]) -> TaskRecord:
+    """The record of task ``ctx.task`` just trained: accuracy on every task (shown to
+    ``hooks.task_done``), the last step's losses and, for a regression target, its scores."""
+    t = ctx.task
+    accuracies = evaluate(method, ctx, t)
+    hooks.task_done(method, ctx, accuracies)
+    scores = regression_scores(method, ctx, t) if ctx.protocol.regression else None
+    return TaskRecord(t, accuracies, seconds, {k: float(v) for k, v in logs.items()}, scores)
 
 
 def training_step(method: Method, ctx: Context, batch: Batch, it: int,

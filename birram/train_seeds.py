@@ -41,14 +41,12 @@ from birram.train import (
     EpochSampler,
     LoopHooks,
     RunState,
-    TaskRecord,
     check_finite_loss,
     check_finite_parameters,
-    evaluate,
     evaluate_each_own_task,
+    evaluated_record,
     make_context,
     prepare,
-    regression_scores,
     training_step,
 )
 
@@ -258,14 +256,10 @@ def train_stacked(group: StackedGroup, progress: ProgressFn | None = None,
         method.after_task(ctx, data)
         copy_back(group)
         seconds = (time.perf_counter() - start) / len(runs)  # each seed's share of the task
-        losses = {k: float(v) for k, v in logs.items()}  # pooled over the seeds
-        for run in runs:
+        for run in runs:  # the losses logged are pooled over the seeds
             run.hooks.task_trained(run.method, run.ctx)
-            accuracies = evaluate(run.method, run.ctx, t)
-            run.hooks.task_done(run.method, run.ctx, accuracies)
-            scores = (regression_scores(run.method, run.ctx, t)
-                      if run.ctx.protocol.regression else None)
-            run.state.records.append(TaskRecord(t, accuracies, seconds, losses, scores))
+            run.state.records.append(evaluated_record(run.method, run.ctx, run.hooks, seconds,
+                                                      logs))
             if on_task_end is not None:
                 on_task_end(run)
         if checkpoint is not None:

@@ -118,6 +118,14 @@ class TrainingSet:
     task_ids: torch.Tensor
 
 
+def one_hot(labels: torch.Tensor, n: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A one-hot matrix of ``dtype``. ``F.one_hot`` reads the labels' range back to the host
+    to check it, a synchronisation per call on a GPU; indices out of range fail in ``scatter_``
+    too."""
+    out = torch.zeros(labels.shape[0], n, dtype=dtype, device=labels.device)
+    return out.scatter_(1, labels[:, None], 1.0)
+
+
 def masked(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return logits.masked_fill(~mask, MASKED_LOGIT)
 

@@ -51,6 +51,7 @@ from birram.methods.base import (
     TrainingSet,
     distillation_loss,
     masked,
+    one_hot,
     prediction_loss,
     soft_target_loss,
 )
@@ -82,12 +83,6 @@ class GenerativeCurrentLoss(CurrentLoss):
     # Without feedback: the separate generator's loss on current and replayed data, weighted
     # as the classifier's (its parameters are disjoint from the classifier's).
     generator_loss: torch.Tensor | None = None
-
-
-def one_hot(labels: torch.Tensor, n: int) -> torch.Tensor:
-    """A float one-hot matrix. ``F.one_hot`` reads the labels' range back to the host to check
-    it, a synchronisation per call on a GPU; indices out of range fail in ``scatter_`` too."""
-    return torch.zeros(labels.shape[0], n, device=labels.device).scatter_(1, labels[:, None], 1.0)
 
 
 def log_one_hot(labels: torch.Tensor, n: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ from birram.methods.base import (
     Method,
     PreviousModel,
     TrainingSet,
+    one_hot,
 )
 from birram.methods.buffer import ClassBalancedBuffer
 
@@ -90,7 +91,7 @@ class ICaRL(Method):
 
     def current(self, ctx: Context, batch: Batch) -> CurrentLoss:
         logits = ctx.model(batch.x)
-        targets = F.one_hot(batch.y, logits.shape[1]).to(logits.dtype)
+        targets = one_hot(batch.y, logits.shape[1], logits.dtype)
         if self.previous is not None and ctx.protocol.scenario == "class":
             old = ctx.masks[ctx.task - 1]  # outputs of every earlier class
             with torch.no_grad():

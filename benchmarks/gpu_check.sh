@@ -2,7 +2,9 @@
 # The GPU figures of benchmarks/README.md in one short run (a few minutes on one GPU):
 #   1. BI-R on the reference protocol (split Fashion-MNIST class-IL, 5 x 2000 iterations,
 #      batch 128 + 128 replayed, MLP 2x400, z 100): one seed alone, and 10 seeds stacked;
-#   2. the RRAM simulator's throughput on 1e6 devices (device-steps per second).
+#   2. BI-R on rram-demo (small networks, where per-step overhead dominates): one seed alone,
+#      and 5 seeds stacked (target: at most 2x one seed's wall time);
+#   3. the RRAM simulator's throughput on 1e6 devices (device-steps per second).
 # Needs a CUDA build of torch and the Fashion-MNIST IDX files (FASHION_DIR, default the
 # Debian package's folder). Writes JSON under benchmarks/results/ (or $OUT when set).
 set -euo pipefail
@@ -14,5 +16,7 @@ python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; pri
 python benchmarks/bench_seeds.py --preset split-fashion-class --methods bir \
     --seeds 1,2,3,4,5,6,7,8,9,10 --device cuda --data-dir "$fashion" \
     --out "$out/seeds_fashion_gpu.json"
+python benchmarks/bench_seeds.py --preset rram-demo --methods bir --seeds 1,2,3,4,5 \
+    --device cuda --out "$out/seeds_rram_demo_gpu.json"
 python benchmarks/bench_rram.py --devices 1000000 --cycles 1 --device cuda --backends torch \
     --dtype float32 --out "$out/rram_gpu.json"

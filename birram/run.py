@@ -78,6 +78,14 @@ def load_extractor(cfg: RunConfig) -> torch.nn.Module | None:
     return load(cfg.data.extractor)
 
 
+def write_seed_config(cfg: RunConfig, method_name: str, seed: int, run_dir: Path) -> None:
+    """A seed directory's ``config.json``: the run's configuration, its method and seed (what
+    ``birram onchip`` and sweeps read back to rebuild the trained learner)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    io.write_json(run_dir / "config.json", {**cfg.model_dump(mode="json"),
+                                            "method_name": method_name, "seed": seed})
+
+
 def run_seed(
     cfg: RunConfig,
     method_name: str,
@@ -116,8 +124,7 @@ def run_seed(
         tracker = tracker_for(cfg, method_name, seed, run_dir)
     chain = [h for h in (chip_hooks, tracker) if h is not None] + list(extra_hooks)
     hooks = HookChain(chain) if chain else None
-    io.write_json(run_dir / "config.json", {**cfg.model_dump(mode="json"),
-                                            "method_name": method_name, "seed": seed})
+    write_seed_config(cfg, method_name, seed, run_dir)
     checkpoint_path = run_dir / CHECKPOINT
     state = (load_checkpoint(checkpoint_path, method, ctx)
              if resume and hooks is None and checkpoint_path.exists() else None)

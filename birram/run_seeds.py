@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from birram import io
 from birram.errors import TrainingDiverged
 from birram.methods.registry import build_method
 from birram.models.stacked import NotStackable
@@ -21,6 +20,7 @@ from birram.run import (
     run_method_seed,
     save_replay_samples,
     settings_from,
+    write_seed_config,
 )
 
 if TYPE_CHECKING:
@@ -88,9 +88,7 @@ def run_method_seeds(cfg: RunConfig, name: str, inputs: ExperimentInputs, out_di
             run.hooks = chips[run.seed] = onchip.hooks_for(cfg.hardware, 1)
             chips[run.seed].setup(run.method, run.ctx)
     for run in group.runs:
-        seed_dir(run.seed).mkdir(parents=True, exist_ok=True)
-        io.write_json(seed_dir(run.seed) / "config.json",
-                      {**cfg.model_dump(mode="json"), "method_name": name, "seed": run.seed})
+        write_seed_config(cfg, name, run.seed, seed_dir(run.seed))
     # A chip's state is not checkpointed (as for one seed): such a group restarts whole.
     checkpoint = None if chips else group_checkpoint(out_dir / name, pending)
     if checkpoint is not None and resume and checkpoint.exists():

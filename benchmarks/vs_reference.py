@@ -194,6 +194,31 @@ def print_table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
           f"{fmt_se(bir['wall_seconds']):>8}  {summary['speed_ratio_mean_wall']:>5.2f}")
 
 
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+
+
+def cpu_description() -> dict[str, Any]:
+    """The processor, as far as Linux names it: the ratio depends on it (its matrix-product
+    speed against its speed at Python and small operations), so the record keeps it."""
+    model, flags = "unknown", set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    caches = {}
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        with contextlib.suppress(OSError):
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            if kind != "Instruction":
+                caches[f"L{level}"] = (index / "size").read_text().strip()
+    return {"cpu_model": model, "cpu_flags": [f for f in VECTOR_FLAGS if f in flags],
+            "cpu_caches": dict(sorted(caches.items()))}
+
+
 def versions(ref_python: Path) -> dict[str, str]:
     probe = "import torch, torchvision; print(torch.__version__, torchvision.__version__)"
     out = subprocess.run([str(ref_python), "-c", probe], capture_output=True, text=True,
@@ -259,7 +284,7 @@ def main() -> None:
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "protocol": f"split Fashion-MNIST, class-incremental, 5 tasks x 2 classes, "
                     f"{args.iters or 2000} iterations per task, batch 128",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), **cpu_description(),
                     "cores": {"reference": args.ref_core, "birram": args.birram_core},
                     **versions(args.ref_python)},
         "reference_args": list(pair.reference_args),

@@ -232,6 +232,11 @@ class RunConfig(Strict):
             raise ValueError("methods must be distinct")
         return v
 
+    def seed_record(self, method_name: str, seed: int) -> dict[str, Any]:
+        """The configuration of one method's seed, as its ``config.json`` and trackers record
+        it (and ``birram onchip`` and sweeps read it back)."""
+        return {**self.model_dump(mode="json"), "method_name": method_name, "seed": seed}
+
 
 def validation_message(err: ValidationError) -> str:
     """One line naming the first bad field and what was wrong with it."""

@@ -79,11 +79,10 @@ def load_extractor(cfg: RunConfig) -> torch.nn.Module | None:
 
 
 def write_seed_config(cfg: RunConfig, method_name: str, seed: int, run_dir: Path) -> None:
-    """A seed directory's ``config.json``: the run's configuration, its method and seed (what
-    ``birram onchip`` and sweeps read back to rebuild the trained learner)."""
+    """A seed directory's ``config.json`` (what ``birram onchip`` and sweeps read back to
+    rebuild the trained learner)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    io.write_json(run_dir / "config.json", {**cfg.model_dump(mode="json"),
-                                            "method_name": method_name, "seed": seed})
+    io.write_json(run_dir / "config.json", cfg.seed_record(method_name, seed))
 
 
 def run_seed(

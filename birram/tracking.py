@@ -127,7 +127,7 @@ class Tracker(LoopHooks):
 
 def tracker_for(cfg: RunConfig, method_name: str, seed: int, run_dir: Path) -> Tracker:
     assert cfg.track is not None
-    config = {**cfg.model_dump(mode="json"), "method_name": method_name, "seed": seed}
+    config = cfg.seed_record(method_name, seed)
     backend: Backend
     if cfg.track.backend == "tensorboard":
         backend = TensorBoardBackend(run_dir / TENSORBOARD_DIR, config)

@@ -17,3 +17,8 @@ def cache_dir() -> Path:
 def numba_cache_dir() -> Path:
     """Compiled kernels (numba's ``cache=True`` writes beside the module unless told where)."""
     return cache_dir() / "numba"
+
+
+def inductor_cache_dir() -> Path:
+    """torch.compile's generated code (its default, under /tmp, is lost at every reboot)."""
+    return cache_dir() / "inductor"

@@ -34,6 +34,8 @@ class TrainSettings:
     betas: tuple[float, float] = (0.9, 0.999)
     hidden: tuple[int, ...] = (400, 400)
     eval_batch_size: int = 1024
+    compile: bool = False  # compile the training step (methods that offer one)
+    compile_mode: str = "default"  # torch.compile's mode
 
 
 @dataclass
@@ -339,16 +341,20 @@ class Method:
     def loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict]:
         return self.total_loss(ctx, batch, self.current(ctx, batch))
 
-    def total_loss(self, ctx: Context, batch: Batch,
-                   current: CurrentLoss) -> tuple[torch.Tensor, dict]:
-        """The step's loss: the current and replayed losses weighted, summed over stacked seeds,
-        plus every regulariser's penalty."""
+    def total_loss(self, ctx: Context, batch: Batch, current: CurrentLoss,
+                   weights: tuple[float | torch.Tensor, float | torch.Tensor] | None = None,
+                   ) -> tuple[torch.Tensor, dict]:
+        """The step's loss: the current and replayed losses weighted (by ``weights``, or
+        :meth:`current_weight` and its complement), summed over stacked seeds, plus every
+        regulariser's penalty."""
         loss, logs = current.loss, current.logs
         replay = (current.replay if current.replay is not None
                   else self.replay_loss(ctx, batch, current))
         if replay is not None:
-            weight_current = self.current_weight(ctx, batch)
-            loss = weight_current * loss + (1.0 - weight_current) * replay[0]
+            if weights is None:
+                w = self.current_weight(ctx, batch)
+                weights = (w, 1.0 - w)
+            loss = weights[0] * loss + weights[1] * replay[0]
             logs.update(replay[1])
         loss = ctx.rows.loss_sum(loss)  # stacked seeds: each seed's own data loss
         for reg in self.regularisers:
@@ -365,6 +371,13 @@ class Method:
     def after_step(self, ctx: Context) -> None:
         for reg in self.regularisers:
             reg.after_step(ctx)
+
+    def compile_step(self, ctx: Context) -> None:
+        """Compile the training step (``train.compile``); methods that can, override this."""
+        from birram.errors import ConfigError
+
+        raise ConfigError(f"method {self.name} has no compiled training step; leave out "
+                          "--compile (train.compile)")
 
     # -- evaluation -----------------------------------------------------------------------
     @torch.no_grad()

@@ -31,6 +31,8 @@ from each previous task and is scored by that task's head.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from birram.cache import inductor_cache_dir
 from birram.errors import ConfigError
 from birram.methods.base import (
     MASKED_LOGIT,
@@ -74,6 +77,32 @@ class Replay:
     teacher: torch.Tensor  # [N, n_outputs] previous model's logits, masked to its outputs
     hard: torch.Tensor  # [N] teacher's argmax
     logits: torch.Tensor | None = None  # [N, n_outputs] the previous model's logits, unmasked
+    student_mask: torch.Tensor | None = None  # [N, n_outputs] outputs the replay loss may use
+
+
+@dataclass
+class ReplayDraws:
+    """What one iteration's replay draws before any arithmetic, and the masks it reads."""
+
+    classes: torch.Tensor  # [N] class each replayed sample stands for
+    task_ids: torch.Tensor  # [N] its task
+    noise: torch.Tensor  # [N, z] the generator's latent noise
+    teacher_mask: torch.Tensor  # [N, n_outputs] the previous model's outputs for each sample
+    student_mask: torch.Tensor  # [N, n_outputs] the outputs its replay loss may use
+
+
+@dataclass
+class StepDraws:
+    """Every random number one step uses, drawn in the order a step drawing as it goes would
+    draw them (so the streams are the same), and everything it reads of the loop's state (the
+    task's masks and loss weights). Given these, the rest of the step is arithmetic on tensors
+    alone: what ``train.compile`` compiles as one graph."""
+
+    latent_noise: torch.Tensor  # [current + replayed rows, z] the VAE's reparameterisation
+    # Weights of the current and the replayed loss (0-d tensors when compiled, so one graph
+    # serves every task; floats otherwise).
+    weights: tuple[float | torch.Tensor, float | torch.Tensor]
+    replay: ReplayDraws | None = None
 
 
 @dataclass
@@ -149,6 +178,7 @@ class BIR(Method):
         self.gen_optimizer: torch.optim.Optimizer | None = None
         # The separate generator after the previous task (the replay's source without feedback).
         self.generator_snapshot = PreviousModel("previous_generator", with_known=False)
+        self._compiled_loss: Callable[..., tuple[torch.Tensor, dict]] | None = None
 
     @property
     def previous(self) -> nn.Module | None:
@@ -331,41 +361,69 @@ class BIR(Method):
 
     @torch.no_grad()
     def generate(self, ctx: Context, source: ReplayVAE, classes: torch.Tensor,
-                 task_ids: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+                 task_ids: torch.Tensor, gen: torch.Generator | None = None,
+                 noise: torch.Tensor | None = None) -> torch.Tensor:
         """Decode samples of ``classes`` (their prior modes and gates, where those are used);
-        the noise comes from ``gen``, or without one from each seed's own generator."""
-        if gen is None:
+        the latent noise is ``noise``, or drawn from ``gen``, or from each seed's own
+        generator."""
+        if noise is None and gen is None:
             noise = ctx.rows.randn(ctx.rows.per_seed(classes.shape[0]), source.z_dim,
                                    device=ctx.device)
-        else:
+        elif noise is None:
             noise = torch.randn(classes.shape[0], source.z_dim, generator=gen).to(ctx.device)
         z = source.prior.sample(classes, noise) if source.prior is not None else noise
         return source.decode(z, self._contexts(classes, task_ids))
 
-    def _replay(self, ctx: Context, n: int) -> Replay:
-        source = self.previous if self.feedback else self.previous_generator
+    def _draw_replay(self, ctx: Context, n: int) -> ReplayDraws:
+        """The classes, tasks and latent noise of ``n`` replayed samples per seed, and the
+        teacher's and student's output masks for them."""
         draw = self._draw_contexts if self.known is None else self._draw_known
         classes, task_ids = ctx.rows.draw(lambda gen: draw(ctx, n, gen))
-        x = self.generate(ctx, source, classes, task_ids)
-        with torch.no_grad():
-            logits = self.classify_replay_space(self.previous, x)
+        noise = ctx.rows.randn(ctx.rows.per_seed(classes.shape[0]), self.z_dim,
+                               device=ctx.device)
         if self.known is not None:
             teacher_mask = self.known.teacher_mask(ctx, task_ids)
         elif ctx.protocol.scenario == "task":
             teacher_mask = ctx.masks[task_ids]
         else:
-            teacher_mask = ctx.masks[ctx.task - 1].expand(x.shape[0], -1)
-        teacher = masked(logits, teacher_mask)
-        return Replay(x, task_ids, teacher, teacher.argmax(1), logits)
+            teacher_mask = ctx.masks[ctx.task - 1].expand(classes.shape[0], -1)
+        return ReplayDraws(classes, task_ids, noise, teacher_mask, ctx.sample_mask(task_ids))
+
+    def _replay_from(self, ctx: Context, drawn: ReplayDraws) -> Replay:
+        """The replayed samples and what the previous model says about them."""
+        source = self.previous if self.feedback else self.previous_generator
+        x = self.generate(ctx, source, drawn.classes, drawn.task_ids, noise=drawn.noise)
+        with torch.no_grad():
+            logits = self.classify_replay_space(self.previous, x)
+        teacher = masked(logits, drawn.teacher_mask)
+        return Replay(x, drawn.task_ids, teacher, teacher.argmax(1), logits,
+                      drawn.student_mask)
+
+    def _replay(self, ctx: Context, n: int) -> Replay:
+        return self._replay_from(ctx, self._draw_replay(ctx, n))
+
+    def draw_step(self, ctx: Context, batch: Batch) -> StepDraws:
+        """Everything random in a step on ``batch``, in the order the step uses it."""
+        rows = ctx.rows
+        n = rows.per_seed(batch.x.shape[0])
+        replay = self._draw_replay(ctx, n) if self.previous is not None else None
+        replayed = 0 if replay is None else rows.per_seed(replay.classes.shape[0])
+        latent = rows.randn(n + replayed, self.z_dim, device=ctx.device)
+        w = self.current_weight(ctx, batch)
+        weights: tuple[float | torch.Tensor, float | torch.Tensor] = (w, 1.0 - w)
+        if self._compiled_loss is not None and not isinstance(w, torch.Tensor):
+            # As tensors (the same float32 values a float would give): no graph per task.
+            weights = (torch.tensor(w, device=ctx.device),
+                       torch.tensor(1.0 - w, device=ctx.device))
+        return StepDraws(latent, weights, replay)
 
     # -- losses -----------------------------------------------------------------------------
     def _vae_terms(self, ctx: Context, vae: ReplayVAE, enc_in: torch.Tensor,
                    target: torch.Tensor, contexts: torch.Tensor | None,
-                   log_mode_weights: torch.Tensor | None,
+                   log_mode_weights: torch.Tensor | None, noise: torch.Tensor,
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-sample reconstruction and (scaled) KL terms, and the encoder's top layer."""
         mu, logvar, top = vae.encode(enc_in)
-        noise = ctx.rows.randn_like(mu)
         z = mu + torch.exp(0.5 * logvar) * noise
         out = vae.decode_logits(z, contexts)
         if self._recon == "bce":
@@ -400,7 +458,9 @@ class BIR(Method):
             return torch.stack([self._head_loss(masked(logits, ctx.masks[h]),
                                                 masked(replay.logits, ctx.masks[h]))
                                 for h in heads]).mean()
-        student = masked(logits, ctx.sample_mask(replay.task_ids))
+        mask = (replay.student_mask if replay.student_mask is not None
+                else ctx.sample_mask(replay.task_ids))
+        student = masked(logits, mask)
         if self.distill or self._regression:  # a regression teacher's output is its one target
             return soft_target_loss(ctx, student, replay.teacher, self.temperature,
                                     self.t_squared)
@@ -414,9 +474,14 @@ class BIR(Method):
     def current(self, ctx: Context, batch: Batch) -> GenerativeCurrentLoss:
         """Loss on the current batch; the replayed batch goes through the same forward pass
         (one pass over both is cheaper than two), its loss handed on as ``replay``."""
+        return self.current_from(ctx, batch, self.draw_step(ctx, batch))
+
+    def current_from(self, ctx: Context, batch: Batch,
+                     draws: StepDraws) -> GenerativeCurrentLoss:
+        """:meth:`current` given the step's draws: arithmetic on tensors only."""
         rows = ctx.rows  # stacked seeds: n rows per seed, concatenated seed by seed
         n = rows.per_seed(batch.x.shape[0])
-        replay = self._replay(ctx, n) if self.previous is not None else None
+        replay = self._replay_from(ctx, draws.replay) if draws.replay is not None else None
         target = self.to_replay_space(batch.x)
         cur_contexts = self._contexts(batch.y, batch.task_ids)
         cur_log_w = log_one_hot(batch.y, self._n_outputs) if self.conditional else None
@@ -436,13 +501,16 @@ class BIR(Method):
             if self.feedback:
                 enc_in = rows.cat([enc_in, self._encoder_input(replay.x)])
 
+        noise = draws.latent_noise
         if self.feedback:
             vae = ctx.model
-            recon, kl, top = self._vae_terms(ctx, vae, enc_in, target, cur_contexts, cur_log_w)
+            recon, kl, top = self._vae_terms(ctx, vae, enc_in, target, cur_contexts, cur_log_w,
+                                             noise)
             logits = vae.head(top)
         else:
             vae = self.generator
-            recon, kl, _ = self._vae_terms(ctx, vae, target, target, cur_contexts, cur_log_w)
+            recon, kl, _ = self._vae_terms(ctx, vae, target, target, cur_contexts, cur_log_w,
+                                           noise)
             logits = self.classify_replay_space(ctx.model, target)
 
         pred = prediction_loss(ctx, rows.head(logits, n), batch.y, batch.mask)
@@ -461,21 +529,39 @@ class BIR(Method):
             replay_loss = (loss_r, {
                 "loss_replay": loss_r.detach(), "loss_replay_pred": pred_r.detach(),
                 "loss_replay_recon": recon_r.detach(), "loss_replay_kl": kl_r.detach()})
-            w = self.current_weight(ctx, batch)  # the generator weighs its data as the classifier
-            gen_loss = w * gen_cur + (1.0 - w) * gen_rep
+            # The generator weighs its data as the classifier does.
+            w_cur, w_rep = draws.weights
+            gen_loss = w_cur * gen_cur + w_rep * gen_rep
         logs["loss_current"] = loss.detach()
         return GenerativeCurrentLoss(loss, logs, replay=replay_loss,
                                      generator_loss=None if self.feedback else gen_loss)
 
     def loss(self, ctx: Context, batch: Batch) -> tuple[torch.Tensor, dict]:
-        current = self.current(ctx, batch)
-        loss, logs = self.total_loss(ctx, batch, current)
+        draws = self.draw_step(ctx, batch)
+        if self._compiled_loss is not None:
+            return self._compiled_loss(self, ctx, batch, draws)
+        return self.loss_from(ctx, batch, draws)
+
+    def loss_from(self, ctx: Context, batch: Batch,
+                  draws: StepDraws) -> tuple[torch.Tensor, dict]:
+        """The step's loss given its draws (what ``train.compile`` compiles)."""
+        current = self.current_from(ctx, batch, draws)
+        loss, logs = self.total_loss(ctx, batch, current, draws.weights)
         if current.generator_loss is not None:
             # Disjoint parameters: one backward pass gives both models their own gradients;
             # the generator's optimiser steps in after_step.
             logs["loss_generator"] = current.generator_loss.detach()
             loss = loss + ctx.rows.loss_sum(current.generator_loss)
         return loss, logs
+
+    def compile_step(self, ctx: Context) -> None:
+        # A lasting cache: a later run of the same step loads its code instead of compiling.
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
+        # fullgraph: a graph break would split the step and lose most of what fusing gains.
+        # The class's function, called with ``self``: a copy of this method (stacked seeds
+        # train a copy) must not run the step of the object it was copied from.
+        self._compiled_loss = torch.compile(type(self).loss_from, fullgraph=True,
+                                            dynamic=False, mode=ctx.settings.compile_mode)
 
     def after_step(self, ctx: Context) -> None:
         super().after_step(ctx)

@@ -87,7 +87,7 @@ def overrides(**options: Any) -> dict[str, Any]:
         "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
         "hidden": ("train", "hidden"), "device": ("train", "device"),
         "threads": ("train", "threads"), "workers": ("train", "workers"),
-        "batch_seeds": ("train", "batch_seeds"),
+        "batch_seeds": ("train", "batch_seeds"), "compile": ("train", "compile"),
         "scenario": ("scenario",), "methods": ("methods",), "seeds": ("seeds",),
         "name": ("name",), "export": ("export",),
         "export_formats": ("export_formats",),

@@ -51,6 +51,9 @@ WorkersOpt = typer.Option(None, "--workers", min=1,
 BatchSeedsOpt = typer.Option(None, "--batch-seeds/--no-batch-seeds",
                              help="Train a method's seeds together as one stacked model where "
                              "the method supports it (default), or one after another.")
+CompileOpt = typer.Option(None, "--compile/--no-compile",
+                          help="Compile each training step into one graph (torch.compile; "
+                          "generative replay only; pays most on a GPU).")
 OutOpt = typer.Option(None, "--out", "-o", help="Run directory (default: runs/NAME-...).")
 ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run in --out.")
 ExportOpt = typer.Option(None, "--export/--no-export",
@@ -91,6 +94,7 @@ class SharedOptions:
     threads: int | None = option(ThreadsOpt)
     workers: int | None = option(WorkersOpt)
     batch_seeds: bool | None = option(BatchSeedsOpt)
+    compile: bool | None = option(CompileOpt)
     out: Path | None = option(OutOpt)
     resume: bool = option(ResumeOpt)
     export: bool | None = option(ExportOpt)
@@ -107,7 +111,7 @@ class SharedOptions:
             "class_order": parse_list(self.class_order, int, "--class-order"),
             "data_dir": self.data_dir, "download": self.download, "view": self.view,
             "extractor": self.extractor, "device": self.device, "threads": self.threads,
-            "workers": self.workers, "batch_seeds": self.batch_seeds,
+            "workers": self.workers, "batch_seeds": self.batch_seeds, "compile": self.compile,
             "export": self.export, "measured": self.measured, "target": self.target,
         }
 

@@ -31,7 +31,7 @@ from birram.data.registry import build_protocol, load_dataset
 from birram.data.types import ArrayDataset
 from birram.errors import ConfigError, TrainingDiverged
 from birram.methods.base import Context, Method, TrainSettings
-from birram.methods.registry import build_method, check_methods
+from birram.methods.registry import build_method, check_cpu_compiler, check_methods
 from birram.metrics import confusion_matrix, per_class_accuracy, summarise, summarise_regression
 from birram.results import (
     MAE_FILE,
@@ -67,7 +67,8 @@ def resolve_device(name: str) -> torch.device:
 
 def settings_from(cfg: RunConfig) -> TrainSettings:
     return TrainSettings(iters=cfg.train.iters, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
-                         hidden=tuple(cfg.train.hidden))
+                         hidden=tuple(cfg.train.hidden), compile=cfg.train.compile,
+                         compile_mode=cfg.train.compile_mode)
 
 
 def load_extractor(cfg: RunConfig) -> torch.nn.Module | None:
@@ -354,7 +355,10 @@ def check_run(cfg: RunConfig) -> None:
 
     check_measured(cfg.data)
     check_target(cfg.data, cfg.target)
-    check_methods(cfg.methods, cfg.scenario, cfg.target, stream=cfg.data.stream is not None)
+    check_methods(cfg.methods, cfg.scenario, cfg.target, stream=cfg.data.stream is not None,
+                  compile_step=cfg.train.compile)
+    if cfg.train.compile and resolve_device(cfg.train.device).type == "cpu":
+        check_cpu_compiler()
     if cfg.data.stream is not None:  # the window must fit the iterations per context
         from birram.data.stream import StreamSchedule
 

@@ -405,6 +405,8 @@ def prepare(method: Method, ctx: Context) -> Context:
     ctx.model = method.build_model(ctx).to(ctx.device)
     method.setup(ctx)
     ctx.optimizer = method.make_optimizer(ctx)
+    if ctx.settings.compile:
+        method.compile_step(ctx)
     return ctx
 
 

@@ -8,8 +8,9 @@ when it is called.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from birram.errors import ConfigError
@@ -37,6 +38,8 @@ class MethodSpec:
     # Whether it learns from a task-free stream (consolidating every N iterations, if at all);
     # False for methods that need to be told where each task ends.
     stream: bool = True
+    # Whether its training step compiles into one graph (train.compile): generative replay.
+    compiles: bool = False
 
 
 def _none(cfg: MethodConfig, extractor: nn.Module | None) -> Method:
@@ -206,15 +209,16 @@ METHODS: dict[str, MethodSpec] = {
                                  "likelihood (no data stored)", _gen_classifier),
     # For a regression target DGR trains replayed inputs toward the previous model's output.
     "dgr": MethodSpec("deep generative replay, separate VAE, hard targets", _dgr_factory(False),
-                      regression=_dgr_factory(False)),
-    "dgr-distill": MethodSpec("deep generative replay with distillation", _dgr_factory(True)),
+                      regression=_dgr_factory(False), compiles=True),
+    "dgr-distill": MethodSpec("deep generative replay with distillation", _dgr_factory(True),
+                              compiles=True),
     "rtf": MethodSpec("replay-through-feedback", _bir_factory(
         conditional=False, gating=False, internal=False), regression=_bir_factory(
-        True, conditional=False, gating=False, internal=False)),
+        True, conditional=False, gating=False, internal=False), compiles=True),
     "bir": MethodSpec("brain-inspired replay, all components", _bir_factory(),
-                      regression=_bir_factory(True)),
+                      regression=_bir_factory(True), compiles=True),
     "bir-si": MethodSpec("brain-inspired replay combined with SI", _bir_factory(si=True),
-                         regression=_bir_factory(True, si=True)),
+                         regression=_bir_factory(True, si=True), compiles=True),
 }
 # The ablation: BI-R without each of its components, and generative replay with each one.
 ABLATION_METHODS: dict[str, MethodSpec] = {
@@ -239,7 +243,8 @@ ABLATION_METHODS: dict[str, MethodSpec] = {
     "gr-plus-distill": MethodSpec(
         "generative replay with distillation added (ablation)", _gr_plus("distill")),
 }
-METHODS.update(ABLATION_METHODS)
+# Every ablation is generative replay, with its compiled step.
+METHODS.update({name: replace(spec, compiles=True) for name, spec in ABLATION_METHODS.items()})
 
 ABLATION = ["bir", *[f"bir-no-{c}" for c in BIR_COMPONENTS], "dgr",
             *[f"gr-plus-{c}" for c in BIR_COMPONENTS]]
@@ -273,9 +278,10 @@ def needs_boundaries(name: str) -> ConfigError:
 
 
 def check_methods(names: list[str], scenario: str | None = None,
-                  target: str = "class", stream: bool = False) -> list[str]:
+                  target: str = "class", stream: bool = False,
+                  compile_step: bool = False) -> list[str]:
     """``names`` if each is registered (and, given ``scenario``, runs in it, can learn
-    ``target``, and runs on a ``stream`` if asked); else ConfigError."""
+    ``target``, runs on a ``stream`` and has a compiled step if asked); else ConfigError."""
     for name in names:
         if name not in METHODS:
             raise ConfigError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
@@ -288,4 +294,20 @@ def check_methods(names: list[str], scenario: str | None = None,
                               f"that regress: {', '.join(regressing_methods())}")
         if stream and not METHODS[name].stream:
             raise needs_boundaries(name)
+        if compile_step and not METHODS[name].compiles:
+            raise ConfigError(f"method {name} has no compiled training step; --compile "
+                              "(train.compile) is for generative replay (bir, bir-si, rtf, "
+                              "dgr, dgr-distill and the ablations): leave it out for "
+                              f"{name}")
     return names
+
+
+def check_cpu_compiler() -> None:
+    """torch.compile on a CPU writes C++ kernels: without a compiler it fails mid-run."""
+    import shutil
+
+    if not any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "c++",
+                                                "clang++")):
+        raise ConfigError("--compile (train.compile) on a CPU needs a C++ compiler for "
+                          "torch's code generator: install one (e.g. apt-get install g++) "
+                          "or leave --compile out")

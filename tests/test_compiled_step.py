@@ -1,0 +1,80 @@
+"""The compiled training step (train.compile): the same step as eager, one graph per shape."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from birram.config import resolve
+from birram.data.protocols import split_protocol
+from birram.errors import ConfigError
+from birram.methods.base import TrainSettings
+from birram.methods.generative import BIR
+from birram.run import check_run
+from birram.train import make_context, prepare, train_continual
+from birram.train_seeds import stack_group, train_stacked
+from tests.conftest import blobs
+
+SETTINGS = TrainSettings(iters=12, batch_size=16, lr=1e-2, hidden=(16,))
+
+
+def bir() -> BIR:
+    return BIR(feedback=True, conditional=True, gating=True, internal=False, distill=True,
+               gate_prop=0.5, z_dim=4)
+
+
+def trained(compile_step: bool) -> tuple[np.ndarray, list[dict[str, float]], BIR]:
+    method = bir()
+    settings = dataclasses.replace(SETTINGS, compile=compile_step)
+    ctx = prepare(method, make_context(split_protocol(blobs(n_classes=4), "class", 2),
+                                       settings, seed=3))
+    state = train_continual(method, ctx)
+    return (np.array([r.accuracies for r in state.records]),
+            [r.final_losses for r in state.records], method)
+
+
+def test_the_compiled_step_trains_as_the_eager_one(tmp_path, monkeypatch):
+    # A cache of its own: the test compiles from scratch and leaves nothing behind.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    torch._dynamo.reset()
+    eager_acc, eager_losses, _ = trained(False)
+    acc, losses, method = trained(True)
+    assert method._compiled_loss is not None
+    # Same draws, same arithmetic up to the order of float operations fused kernels choose.
+    for eager, compiled in zip(eager_losses, losses):
+        assert compiled.keys() == eager.keys()
+        for key in eager:
+            assert compiled[key] == pytest.approx(eager[key], rel=1e-3, abs=1e-5), key
+    assert "loss_replay" in losses[1]  # the second task's graph replays
+    np.testing.assert_allclose(acc, eager_acc, atol=0.05)
+
+
+def test_compile_is_refused_for_a_method_without_a_compiled_step():
+    cfg = resolve(None, {"methods": ["bir", "ewc"], "train": {"compile": True}})
+    with pytest.raises(ConfigError, match="method ewc has no compiled training step"):
+        check_run(cfg)
+    check_run(resolve(None, {"methods": ["bir", "dgr", "bir-si"], "train": {"compile": True}}))
+
+
+def test_stacked_seeds_run_their_own_compiled_step(tmp_path, monkeypatch):
+    # Stacked seeds train a copy of the lead method: the copy must step its own stacked model
+    # (a step bound to the original would replay from a model that does not exist yet).
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    torch._dynamo.reset()
+    protocols = {s: split_protocol(blobs(n_classes=4), "class", 2) for s in (1, 2)}
+
+    def run(compile_step: bool) -> list[np.ndarray]:
+        settings = dataclasses.replace(SETTINGS, compile=compile_step)
+        group = stack_group(bir, protocols, settings)
+        train_stacked(group)
+        return [np.array([r.accuracies for r in run.state.records]) for run in group.runs]
+
+    for eager, compiled in zip(run(False), run(True)):
+        np.testing.assert_allclose(compiled, eager, atol=0.05)
+
+
+def test_compile_without_a_cpp_compiler_says_what_to_install(monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(ConfigError, match="needs a C\\+\\+ compiler"):
+        check_run(resolve(None, {"methods": ["bir"], "train": {"compile": True}}))

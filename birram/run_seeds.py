@@ -123,7 +123,10 @@ def run_method_seeds(cfg: RunConfig, name: str, inputs: ExperimentInputs, out_di
     if checkpoint is not None:  # every seed is sealed now
         checkpoint.unlink(missing_ok=True)
     results = [r for seed in cfg.seeds for r in done[seed]]
-    return results, f"trained together: seeds {', '.join(map(str, pending))}"
+    how = f"trained together: seeds {', '.join(map(str, pending))}"
+    if cfg.train.compile and resolve_device(cfg.train.device).type == "cpu":
+        how += " (with the eager step: on a CPU a compiled step of stacked seeds is slower)"
+    return results, how
 
 
 def group_checkpoint(method_dir: Path, seeds: list[int]) -> Path:

@@ -1,5 +1,6 @@
 """The compiled training step (train.compile): the same step as eager, one graph per shape."""
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -13,7 +14,7 @@ from birram.methods.base import TrainSettings
 from birram.methods.generative import BIR
 from birram.run import check_run
 from birram.train import make_context, prepare, train_continual
-from birram.train_seeds import stack_group, train_stacked
+from birram.train_seeds import stack_group
 from tests.conftest import blobs
 
 SETTINGS = TrainSettings(iters=12, batch_size=16, lr=1e-2, hidden=(16,))
@@ -29,6 +30,9 @@ def trained(compile_step: bool) -> tuple[np.ndarray, list[dict[str, float]], BIR
     settings = dataclasses.replace(SETTINGS, compile=compile_step)
     ctx = prepare(method, make_context(split_protocol(blobs(n_classes=4), "class", 2),
                                        settings, seed=3))
+    # A copy trains, as stacked seeds train a copy of the lead method: its compiled step must
+    # be its own (one bound to the original would replay from the original's empty snapshot).
+    method = copy.deepcopy(method)
     state = train_continual(method, ctx)
     return (np.array([r.accuracies for r in state.records]),
             [r.final_losses for r in state.records], method)
@@ -57,21 +61,13 @@ def test_compile_is_refused_for_a_method_without_a_compiled_step():
     check_run(resolve(None, {"methods": ["bir", "dgr", "bir-si"], "train": {"compile": True}}))
 
 
-def test_stacked_seeds_run_their_own_compiled_step(tmp_path, monkeypatch):
-    # Stacked seeds train a copy of the lead method: the copy must step its own stacked model
-    # (a step bound to the original would replay from a model that does not exist yet).
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
-    torch._dynamo.reset()
+
+def test_stacked_seeds_on_a_cpu_train_with_the_eager_step():
+    # Measured slower compiled than eager on a CPU (benchmarks/README.md): the group drops it.
     protocols = {s: split_protocol(blobs(n_classes=4), "class", 2) for s in (1, 2)}
-
-    def run(compile_step: bool) -> list[np.ndarray]:
-        settings = dataclasses.replace(SETTINGS, compile=compile_step)
-        group = stack_group(bir, protocols, settings)
-        train_stacked(group)
-        return [np.array([r.accuracies for r in run.state.records]) for run in group.runs]
-
-    for eager, compiled in zip(run(False), run(True)):
-        np.testing.assert_allclose(compiled, eager, atol=0.05)
+    group = stack_group(bir, protocols, dataclasses.replace(SETTINGS, compile=True))
+    assert all(run.method._compiled_loss is not None for run in group.runs)
+    assert group.method._compiled_loss is None
 
 
 def test_compile_without_a_cpp_compiler_says_what_to_install(monkeypatch):

@@ -372,6 +372,9 @@ class Method:
         for reg in self.regularisers:
             reg.after_step(ctx)
 
+    def eager_step(self) -> None:
+        """Train with the eager step from here on, dropping a compiled one (if any)."""
+
     def compile_step(self, ctx: Context) -> None:
         """Compile the training step (``train.compile``); methods that can, override this."""
         from birram.errors import ConfigError

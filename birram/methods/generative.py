@@ -563,6 +563,9 @@ class BIR(Method):
         self._compiled_loss = torch.compile(type(self).loss_from, fullgraph=True,
                                             dynamic=False, mode=ctx.settings.compile_mode)
 
+    def eager_step(self) -> None:
+        self._compiled_loss = None
+
     def after_step(self, ctx: Context) -> None:
         super().after_step(ctx)
         if self.gen_optimizer is not None:

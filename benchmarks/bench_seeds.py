@@ -13,6 +13,9 @@ compare only figures from one invocation.
         --out benchmarks/results/seeds_rram_demo_cpu.json
     python benchmarks/bench_seeds.py --preset split-fashion-class --iters 200 --seeds 1,2,3 \\
         --threads 1 --out benchmarks/results/seeds_fashion_cpu.json
+
+``--compile MODE`` trains with the compiled step (``train.compile``, generative replay only);
+the wall time then includes the compilation (or the load from torch's on-disk cache).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ DEFAULT_METHODS = "none,ewc,si,lwf,dgr,bir,bir-si"
 
 
 def measure(preset: str, method: str, seeds: list[int], mode: str, iters: int | None,
-            threads: int | None, device: str, data_dir: str | None = None) -> dict[str, Any]:
+            threads: int | None, device: str, data_dir: str | None = None,
+            compile_mode: str | None = None) -> dict[str, Any]:
     """Train ``method`` (one seed, or every seed stacked) and return what was measured."""
     import torch
 
@@ -45,7 +49,9 @@ def measure(preset: str, method: str, seeds: list[int], mode: str, iters: int | 
     train: dict[str, Any] = {"device": device, "threads": threads}
     if iters is not None:
         train["iters"] = iters
-    overrides: dict[str, Any] = {"train": train, "seeds": seeds}
+    if compile_mode is not None:  # the compiled step; its compilation counts in the wall time
+        train.update(compile=True, compile_mode=compile_mode)
+    overrides: dict[str, Any] = {"train": train, "seeds": seeds, "methods": [method]}
     if data_dir is not None:
         overrides["data"] = {"data_dir": data_dir}
     cfg = resolve(preset, overrides)
@@ -101,6 +107,8 @@ def in_subprocess(args: argparse.Namespace, method: str, mode: str) -> dict[str,
         cmd += ["--threads", str(args.threads)]
     if args.data_dir is not None:
         cmd += ["--data-dir", args.data_dir]
+    if args.compile is not None:
+        cmd += ["--compile", args.compile]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -117,17 +125,22 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None, help="dataset files (e.g. Fashion-MNIST "
                         "IDX files where the Debian package is not installed)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
+    parser.add_argument("--compile", default=None, metavar="MODE",
+                        choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs"),
+                        help="train with the compiled step (train.compile) in torch.compile's "
+                        "MODE; generative replay only")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("single", "stacked"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.one:  # a child: one measurement, printed as JSON
         print(json.dumps(measure(args.preset, args.one, seeds, args.mode, args.iters,
-                                 args.threads, args.device, args.data_dir)))
+                                 args.threads, args.device, args.data_dir, args.compile)))
         return
     rows = []
     s = len(seeds)
-    print(f"{args.preset}, {s} seeds, device {args.device}, threads {args.threads}")
+    print(f"{args.preset}, {s} seeds, device {args.device}, threads {args.threads}, "
+          f"compiled step {args.compile or 'no'}")
     print(f"{'method':8s} {'1 seed s':>9s} {f'{s} stacked s':>12s} {'ratio':>6s} "
           f"{'CPU s 1 / S':>14s} {'CPU ratio':>9s} {f'{s} runs/stacked':>14s} "
           f"{'acc 1 / stacked %':>18s} {'peak MB 1 / S':>14s}")
@@ -152,7 +165,8 @@ def main() -> None:
 
         io.write_json(args.out, {
             "preset": args.preset, "seeds": seeds, "iters": args.iters, "device": args.device,
-            "threads": args.threads, "machine": platform.processor() or platform.machine(),
+            "threads": args.threads, "compile": args.compile,
+            "machine": platform.processor() or platform.machine(),
             "torch": torch.__version__, "rows": rows})
         print(f"wrote {args.out}")
 

@@ -4,7 +4,10 @@
 #      batch 128 + 128 replayed, MLP 2x400, z 100): one seed alone, and 10 seeds stacked;
 #   2. BI-R on rram-demo (small networks, where per-step overhead dominates): one seed alone,
 #      and 5 seeds stacked (target: at most 2x one seed's wall time);
-#   3. the RRAM simulator's throughput on 1e6 devices (device-steps per second).
+#   3. the RRAM simulator's throughput on 1e6 devices (device-steps per second);
+#   4. BI-R on both protocols again with the compiled step (train.compile, CUDA graphs through
+#      torch.compile's reduce-overhead mode), the launch overhead the eager runs measure.
+#      Never run on a GPU before: a failure there is reported and does not stop the script.
 # Needs a CUDA build of torch and the Fashion-MNIST IDX files (FASHION_DIR, default the
 # Debian package's folder). Writes JSON under benchmarks/results/ (or $OUT when set).
 set -euo pipefail
@@ -20,3 +23,10 @@ python benchmarks/bench_seeds.py --preset rram-demo --methods bir --seeds 1,2,3,
     --device cuda --out "$out/seeds_rram_demo_gpu.json"
 python benchmarks/bench_rram.py --devices 1000000 --cycles 1 --device cuda --backends torch \
     --dtype float32 --out "$out/rram_gpu.json"
+compiled() {  # compiled BI-R, 5 seeds: a failure is reported, the eager figures stand
+    python benchmarks/bench_seeds.py --methods bir --seeds 1,2,3,4,5 --device cuda \
+        --compile reduce-overhead "$@" || echo "the compiled step failed (above): $*"
+}
+compiled --preset rram-demo --out "$out/seeds_rram_demo_gpu_compiled.json"
+compiled --preset split-fashion-class --data-dir "$fashion" \
+    --out "$out/seeds_fashion_gpu_compiled.json"

@@ -141,7 +141,7 @@ def stack_group(build: Callable[[], Method], protocols: dict[int, Protocol],
     lead = copy.deepcopy(first.method)
     if settings.compile and first.ctx.device.type == "cpu":
         # Measured (benchmarks/README.md): on a CPU, inductor's kernels for the stacked layers
-        # made 5 seeds' step 1.4x slower than eager, where one seed's gains 5-9 %.
+        # made 5 seeds' step 1.4x slower than eager, where one seed's gains 0-11 %.
         lead.eager_step()
     ctx.model = stack_models([r.ctx.model for r in runs])
     for name in lead.seed_modules():

@@ -74,3 +74,17 @@ def test_compile_without_a_cpp_compiler_says_what_to_install(monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(ConfigError, match="needs a C\\+\\+ compiler"):
         check_run(resolve(None, {"methods": ["bir"], "train": {"compile": True}}))
+
+
+def test_a_run_says_its_stacked_seeds_kept_the_eager_step(tmp_path):
+    from birram.config import build_config
+    from birram.run import run_experiment
+
+    cfg = build_config({"methods": ["bir"], "seeds": [1, 2], "scenario": "class",
+                        "data": {"n_tasks": 2},
+                        "train": {"iters": 5, "batch_size": 16, "hidden": [16],
+                                  "compile": True}})
+    result = run_experiment(cfg, tmp_path, data=blobs(n_classes=4))
+    assert result.summary["seed_batching"]["bir"] == (
+        "trained together: seeds 1, 2 (with the eager step: on a CPU a compiled step of "
+        "stacked seeds is slower)")

@@ -195,7 +195,7 @@ def execute(cfg: RunConfig, out: Path | None, resume: bool) -> Path:
         console.print(f"Seeds trained together as one stacked model: {', '.join(together)}.",
                       highlight=False, markup=False)
     for method, how in batching.items():
-        if method not in together or "(" in how:
+        if method not in together or "(" in how:  # one at a time, or a note in parentheses
             console.print(f"{method}: {how}.", highlight=False, markup=False)
     if cfg.hardware is not None:
         print_hardware_table(result.summary["hardware"], cfg)

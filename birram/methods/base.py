@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from birram.data.protocols import Protocol
+from birram.errors import ConfigError
 from birram.seeds import SeedRows
 
 # A finite stand-in for -inf: masked logits give exactly zero probability without producing
@@ -377,8 +378,6 @@ class Method:
 
     def compile_step(self, ctx: Context) -> None:
         """Compile the training step (``train.compile``); methods that can, override this."""
-        from birram.errors import ConfigError
-
         raise ConfigError(f"method {self.name} has no compiled training step; leave out "
                           "--compile (train.compile)")
 

@@ -76,8 +76,8 @@ class Replay:
     task_ids: torch.Tensor  # [N] task each sample stands for (heads in task-IL, task gates)
     teacher: torch.Tensor  # [N, n_outputs] previous model's logits, masked to its outputs
     hard: torch.Tensor  # [N] teacher's argmax
+    student_mask: torch.Tensor  # [N, n_outputs] outputs the replay loss may use
     logits: torch.Tensor | None = None  # [N, n_outputs] the previous model's logits, unmasked
-    student_mask: torch.Tensor | None = None  # [N, n_outputs] outputs the replay loss may use
 
 
 @dataclass
@@ -396,8 +396,8 @@ class BIR(Method):
         with torch.no_grad():
             logits = self.classify_replay_space(self.previous, x)
         teacher = masked(logits, drawn.teacher_mask)
-        return Replay(x, drawn.task_ids, teacher, teacher.argmax(1), logits,
-                      drawn.student_mask)
+        return Replay(x, drawn.task_ids, teacher, teacher.argmax(1), drawn.student_mask,
+                      logits)
 
     def _replay(self, ctx: Context, n: int) -> Replay:
         return self._replay_from(ctx, self._draw_replay(ctx, n))
@@ -458,9 +458,7 @@ class BIR(Method):
             return torch.stack([self._head_loss(masked(logits, ctx.masks[h]),
                                                 masked(replay.logits, ctx.masks[h]))
                                 for h in heads]).mean()
-        mask = (replay.student_mask if replay.student_mask is not None
-                else ctx.sample_mask(replay.task_ids))
-        student = masked(logits, mask)
+        student = masked(logits, replay.student_mask)
         if self.distill or self._regression:  # a regression teacher's output is its one target
             return soft_target_loss(ctx, student, replay.teacher, self.temperature,
                                     self.t_squared)

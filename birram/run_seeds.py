@@ -44,6 +44,7 @@ def run_method_seeds(cfg: RunConfig, name: str, inputs: ExperimentInputs, out_di
     and the configuration allow it, else one after another. Returns the results in the
     order of ``cfg.seeds`` and a line saying which way they were trained."""
     from birram.train_seeds import (
+        keeps_eager_step,
         load_group_checkpoint,
         stack_group,
         train_stacked,
@@ -124,7 +125,7 @@ def run_method_seeds(cfg: RunConfig, name: str, inputs: ExperimentInputs, out_di
         checkpoint.unlink(missing_ok=True)
     results = [r for seed in cfg.seeds for r in done[seed]]
     how = f"trained together: seeds {', '.join(map(str, pending))}"
-    if cfg.train.compile and resolve_device(cfg.train.device).type == "cpu":
+    if keeps_eager_step(group.ctx.settings, group.ctx.device):
         how += " (with the eager step: on a CPU a compiled step of stacked seeds is slower)"
     return results, how
 

@@ -116,6 +116,13 @@ def _same_structure(protocols: list[Protocol]) -> None:
             raise NotStackable("the seeds' protocols differ in shape (tasks, outputs or sizes)")
 
 
+def keeps_eager_step(settings: TrainSettings, device: torch.device) -> bool:
+    """Whether stacked seeds train with the eager step although ``settings.compile`` asks for
+    a compiled one. Measured (benchmarks/README.md): on a CPU, inductor's kernels for the
+    stacked layers made 5 seeds' step 1.4x slower than eager, where one seed's gains 0-11 %."""
+    return settings.compile and device.type == "cpu"
+
+
 def stack_group(build: Callable[[], Method], protocols: dict[int, Protocol],
                 settings: TrainSettings, device: torch.device | str = "cpu") -> StackedGroup:
     """Build each seed as its own run would, then one stacked method and context over them."""
@@ -139,9 +146,7 @@ def stack_group(build: Callable[[], Method], protocols: dict[int, Protocol],
     # The lead method is a copy of seed 1's (its configuration from the protocol); its model
     # and trained modules are replaced by the stacked ones.
     lead = copy.deepcopy(first.method)
-    if settings.compile and first.ctx.device.type == "cpu":
-        # Measured (benchmarks/README.md): on a CPU, inductor's kernels for the stacked layers
-        # made 5 seeds' step 1.4x slower than eager, where one seed's gains 0-11 %.
+    if keeps_eager_step(settings, first.ctx.device):
         lead.eager_step()
     ctx.model = stack_models([r.ctx.model for r in runs])
     for name in lead.seed_modules():

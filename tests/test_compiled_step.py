@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -88,3 +89,15 @@ def test_a_run_says_its_stacked_seeds_kept_the_eager_step(tmp_path):
     assert result.summary["seed_batching"]["bir"] == (
         "trained together: seeds 1, 2 (with the eager step: on a CPU a compiled step of "
         "stacked seeds is slower)")
+
+
+def test_the_compiled_code_is_kept_in_a_private_cache(tmp_path, monkeypatch):
+    # torch reads pickled graphs back from its cache: birram's is the user's own, mode 0700.
+    monkeypatch.setenv("BIRRAM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    method = bir()
+    method.compile_step(make_context(split_protocol(blobs(n_classes=4), "class", 2),
+                                     dataclasses.replace(SETTINGS, compile=True), seed=3))
+    cache = tmp_path / "cache" / "inductor"
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(cache)
+    assert cache.stat().st_mode & 0o777 == 0o700

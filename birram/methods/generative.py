@@ -554,7 +554,12 @@ class BIR(Method):
 
     def compile_step(self, ctx: Context) -> None:
         # A lasting cache: a later run of the same step loads its code instead of compiling.
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
+        # torch reads pickled graphs back from it, so it is the user's own (0700), never a
+        # shared temporary folder.
+        if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+            cache = inductor_cache_dir()
+            cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache)
         # fullgraph: a graph break would split the step and lose most of what fusing gains.
         # The class's function, called with ``self``: a copy of this method (stacked seeds
         # train a copy) must not run the step of the object it was copied from.

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from birram.cache import claim_inductor_cache
 from birram.config import resolve
 from birram.data.protocols import split_protocol
 from birram.errors import ConfigError
@@ -93,11 +94,20 @@ def test_a_run_says_its_stacked_seeds_kept_the_eager_step(tmp_path):
 
 def test_the_compiled_code_is_kept_in_a_private_cache(tmp_path, monkeypatch):
     # torch reads pickled graphs back from its cache: birram's is the user's own, mode 0700.
+    # Through prepare(), as a run goes: building the optimiser already makes torch write its
+    # own default (under /tmp) into the variable, which must not count as the user's choice.
     monkeypatch.setenv("BIRRAM_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
-    method = bir()
-    method.compile_step(make_context(split_protocol(blobs(n_classes=4), "class", 2),
-                                     dataclasses.replace(SETTINGS, compile=True), seed=3))
+    prepare(bir(), make_context(split_protocol(blobs(n_classes=4), "class", 2),
+                                dataclasses.replace(SETTINGS, compile=True), seed=3))
     cache = tmp_path / "cache" / "inductor"
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(cache)
     assert cache.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_cache_folder_the_user_chose_is_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("BIRRAM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert claim_inductor_cache() is None
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
+    assert not (tmp_path / "cache").exists()

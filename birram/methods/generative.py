@@ -31,7 +31,6 @@ from each previous task and is scored by that task's head.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -40,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from birram.cache import inductor_cache_dir
+from birram.cache import claim_inductor_cache
 from birram.errors import ConfigError
 from birram.methods.base import (
     MASKED_LOGIT,
@@ -554,12 +553,7 @@ class BIR(Method):
 
     def compile_step(self, ctx: Context) -> None:
         # A lasting cache: a later run of the same step loads its code instead of compiling.
-        # torch reads pickled graphs back from it, so it is the user's own (0700), never a
-        # shared temporary folder.
-        if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-            cache = inductor_cache_dir()
-            cache.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache)
+        claim_inductor_cache()
         # fullgraph: a graph break would split the step and lose most of what fusing gains.
         # The class's function, called with ``self``: a copy of this method (stacked seeds
         # train a copy) must not run the step of the object it was copied from.

@@ -88,6 +88,7 @@ def overrides(**options: Any) -> dict[str, Any]:
         "hidden": ("train", "hidden"), "device": ("train", "device"),
         "threads": ("train", "threads"), "workers": ("train", "workers"),
         "batch_seeds": ("train", "batch_seeds"), "compile": ("train", "compile"),
+        "precision": ("train", "precision"),
         "scenario": ("scenario",), "methods": ("methods",), "seeds": ("seeds",),
         "name": ("name",), "export": ("export",),
         "export_formats": ("export_formats",),

@@ -54,6 +54,10 @@ BatchSeedsOpt = typer.Option(None, "--batch-seeds/--no-batch-seeds",
 CompileOpt = typer.Option(None, "--compile/--no-compile",
                           help="Compile each training step into one graph (torch.compile; "
                           "generative replay only; pays most on a GPU).")
+PrecisionOpt = typer.Option(None, "--precision",
+                            help="The training step's arithmetic: float32 (default) or bfloat16 "
+                            "(products in bfloat16 under autocast; pays on processors with "
+                            "bfloat16 instructions).")
 OutOpt = typer.Option(None, "--out", "-o", help="Run directory (default: runs/NAME-...).")
 ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run in --out.")
 ExportOpt = typer.Option(None, "--export/--no-export",
@@ -95,6 +99,7 @@ class SharedOptions:
     workers: int | None = option(WorkersOpt)
     batch_seeds: bool | None = option(BatchSeedsOpt)
     compile: bool | None = option(CompileOpt)
+    precision: str | None = option(PrecisionOpt)
     out: Path | None = option(OutOpt)
     resume: bool = option(ResumeOpt)
     export: bool | None = option(ExportOpt)
@@ -112,6 +117,7 @@ class SharedOptions:
             "data_dir": self.data_dir, "download": self.download, "view": self.view,
             "extractor": self.extractor, "device": self.device, "threads": self.threads,
             "workers": self.workers, "batch_seeds": self.batch_seeds, "compile": self.compile,
+            "precision": self.precision,
             "export": self.export, "measured": self.measured, "target": self.target,
         }
 

@@ -80,6 +80,10 @@ class TrainConfig(Strict):
     compile: bool = False
     compile_mode: Literal["default", "reduce-overhead", "max-autotune-no-cudagraphs"] = \
         "default"
+    # The arithmetic of the training step's forward pass: "bfloat16" runs matrix products in
+    # bfloat16 under torch.autocast (parameters, optimiser and evaluation stay float32). It
+    # pays on processors with bfloat16 instructions (AVX512-BF16, AMX; GPUs since Ampere).
+    precision: Literal["float32", "bfloat16"] = "float32"
 
     @field_validator("hidden")
     @classmethod

@@ -68,7 +68,7 @@ def resolve_device(name: str) -> torch.device:
 def settings_from(cfg: RunConfig) -> TrainSettings:
     return TrainSettings(iters=cfg.train.iters, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
                          hidden=tuple(cfg.train.hidden), compile=cfg.train.compile,
-                         compile_mode=cfg.train.compile_mode)
+                         compile_mode=cfg.train.compile_mode, precision=cfg.train.precision)
 
 
 def load_extractor(cfg: RunConfig) -> torch.nn.Module | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -362,7 +363,8 @@ def training_step(method: Method, ctx: Context, batch: Batch, it: int,
     step and its after-step hook. Returns the logged losses and ``first_bad``, the first
     iteration whose loss was not finite (kept on the device: no synchronisation per step)."""
     assert ctx.optimizer is not None
-    loss, logs = method.loss(ctx, batch)
+    with step_precision(ctx):
+        loss, logs = method.loss(ctx, batch)
     first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
                             torch.full_like(first_bad, it), first_bad)
     ctx.optimizer.zero_grad(set_to_none=True)
@@ -371,6 +373,15 @@ def training_step(method: Method, ctx: Context, batch: Batch, it: int,
     ctx.optimizer.step()
     method.after_step(ctx)
     return logs, first_bad
+
+
+def step_precision(ctx: Context) -> contextlib.AbstractContextManager[Any]:
+    """The forward pass's arithmetic (``train.precision``). Under autocast, products run in
+    bfloat16 with float32 accumulation and losses stay float32; the backward pass follows
+    the forward's types, so it runs outside the context, as torch recommends."""
+    if ctx.settings.precision == "bfloat16":
+        return torch.autocast(ctx.device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 CHECK_EVERY = 50  # iterations between reads of the non-finite-loss flag (and progress updates)

@@ -37,6 +37,7 @@ class TrainSettings:
     eval_batch_size: int = 1024
     compile: bool = False  # compile the training step (methods that offer one)
     compile_mode: str = "default"  # torch.compile's mode
+    precision: str = "float32"  # "bfloat16": the step's forward pass under torch.autocast
 
 
 @dataclass

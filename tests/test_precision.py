@@ -10,17 +10,12 @@ from birram.cli import app
 from birram.config import MethodConfig
 from birram.data.protocols import split_protocol
 from birram.methods.base import TrainSettings
-from birram.methods.generative import BIR
 from birram.methods.registry import build_method
 from birram.train import make_context, prepare, step_precision, train_continual
 from tests.conftest import blobs
+from tests.test_compiled_step import bir  # the same small BI-R
 
 SETTINGS = TrainSettings(iters=40, batch_size=16, lr=1e-2, hidden=(16,))
-
-
-def bir() -> BIR:
-    return BIR(feedback=True, conditional=True, gating=True, internal=False, distill=True,
-               gate_prop=0.5, z_dim=4)
 
 
 def trained(method, precision: str) -> tuple[np.ndarray, list[dict[str, float]], torch.nn.Module]:

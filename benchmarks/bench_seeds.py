@@ -16,6 +16,8 @@ compare only figures from one invocation.
 
 ``--compile MODE`` trains with the compiled step (``train.compile``, generative replay only);
 the wall time then includes the compilation (or the load from torch's on-disk cache).
+``--precision bfloat16`` runs the training step's forward pass under autocast
+(``train.precision``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ DEFAULT_METHODS = "none,ewc,si,lwf,dgr,bir,bir-si"
 
 def measure(preset: str, method: str, seeds: list[int], mode: str, iters: int | None,
             threads: int | None, device: str, data_dir: str | None = None,
-            compile_mode: str | None = None) -> dict[str, Any]:
+            compile_mode: str | None = None, precision: str = "float32") -> dict[str, Any]:
     """Train ``method`` (one seed, or every seed stacked) and return what was measured."""
     import torch
 
@@ -46,7 +48,7 @@ def measure(preset: str, method: str, seeds: list[int], mode: str, iters: int | 
     from birram.train import make_context, prepare, train_continual
     from birram.train_seeds import stack_group, train_stacked
 
-    train: dict[str, Any] = {"device": device, "threads": threads}
+    train: dict[str, Any] = {"device": device, "threads": threads, "precision": precision}
     if iters is not None:
         train["iters"] = iters
     if compile_mode is not None:  # the compiled step; its compilation counts in the wall time
@@ -109,6 +111,7 @@ def in_subprocess(args: argparse.Namespace, method: str, mode: str) -> dict[str,
         cmd += ["--data-dir", args.data_dir]
     if args.compile is not None:
         cmd += ["--compile", args.compile]
+    cmd += ["--precision", args.precision]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -129,18 +132,21 @@ def main() -> None:
                         choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs"),
                         help="train with the compiled step (train.compile) in torch.compile's "
                         "MODE; generative replay only")
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                        help="the training step's matrix products (train.precision)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("single", "stacked"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.one:  # a child: one measurement, printed as JSON
         print(json.dumps(measure(args.preset, args.one, seeds, args.mode, args.iters,
-                                 args.threads, args.device, args.data_dir, args.compile)))
+                                 args.threads, args.device, args.data_dir, args.compile,
+                                 args.precision)))
         return
     rows = []
     s = len(seeds)
     print(f"{args.preset}, {s} seeds, device {args.device}, threads {args.threads}, "
-          f"compiled step {args.compile or 'no'}")
+          f"compiled step {args.compile or 'no'}, products in {args.precision}")
     print(f"{'method':8s} {'1 seed s':>9s} {f'{s} stacked s':>12s} {'ratio':>6s} "
           f"{'CPU s 1 / S':>14s} {'CPU ratio':>9s} {f'{s} runs/stacked':>14s} "
           f"{'acc 1 / stacked %':>18s} {'peak MB 1 / S':>14s}")
@@ -166,6 +172,7 @@ def main() -> None:
         io.write_json(args.out, {
             "preset": args.preset, "seeds": seeds, "iters": args.iters, "device": args.device,
             "threads": args.threads, "compile": args.compile,
+            "precision": args.precision,
             "machine": platform.processor() or platform.machine(),
             "torch": torch.__version__, "rows": rows})
         print(f"wrote {args.out}")

@@ -7,7 +7,11 @@
 #   3. the RRAM simulator's throughput on 1e6 devices (device-steps per second);
 #   4. BI-R on both protocols again with the compiled step (train.compile, CUDA graphs through
 #      torch.compile's reduce-overhead mode), the launch overhead the eager runs measure.
-#      Never run on a GPU before: a failure there is reported and does not stop the script.
+#      Never run on a GPU before: a failure there is reported and does not stop the script;
+#   5. only with BF16=1: BI-R on the reference protocol with bfloat16 products
+#      (train.precision, autocast), eager and compiled, one seed and 5 stacked. Off by default
+#      to keep the run short: the protocol's arithmetic is under a second of GPU time, so
+#      bfloat16 should change little there. Tolerant like step 4.
 # Needs a CUDA build of torch and the Fashion-MNIST IDX files (FASHION_DIR, default the
 # Debian package's folder). Writes JSON under benchmarks/results/ (or $OUT when set).
 set -euo pipefail
@@ -30,3 +34,12 @@ compiled() {  # compiled BI-R, 5 seeds: a failure is reported, the eager figures
 compiled --preset rram-demo --out "$out/seeds_rram_demo_gpu_compiled.json"
 compiled --preset split-fashion-class --data-dir "$fashion" \
     --out "$out/seeds_fashion_gpu_compiled.json"
+bf16() {  # BI-R with bfloat16 products: a failure is reported, the float32 figures stand
+    python benchmarks/bench_seeds.py --preset split-fashion-class --methods bir \
+        --seeds 1,2,3,4,5 --device cuda --data-dir "$fashion" --precision bfloat16 "$@" \
+        || echo "the bfloat16 step failed (above): $*"
+}
+if [[ "${BF16:-0}" == 1 ]]; then
+    bf16 --out "$out/seeds_fashion_gpu_bf16.json"
+    bf16 --compile reduce-overhead --out "$out/seeds_fashion_gpu_bf16_compiled.json"
+fi

@@ -30,10 +30,14 @@ import resource
 import subprocess
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Any
 
+from birram.config import TrainConfig
+
 DEFAULT_METHODS = "none,ewc,si,lwf,dgr,bir,bir-si"
+PRECISIONS = typing.get_args(TrainConfig.model_fields["precision"].annotation)
 
 
 def measure(preset: str, method: str, seeds: list[int], mode: str, iters: int | None,
@@ -132,7 +136,7 @@ def main() -> None:
                         choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs"),
                         help="train with the compiled step (train.compile) in torch.compile's "
                         "MODE; generative replay only")
-    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
                         help="the training step's matrix products (train.precision)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("single", "stacked"), help=argparse.SUPPRESS)
